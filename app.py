@@ -1,0 +1,81 @@
+"""The app factory. `python app.py` serves it, configured by environment variables only."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from sanic import Sanic
+
+from handlers import health, proxy, spec
+from runtime.errors import AnthropicErrorHandler
+from runtime.lifecycle import register_listeners
+from runtime.settings import Settings, SettingsError
+
+APP_NAME = "claude_proxy"
+
+
+def create_app(settings: Settings | None = None) -> Sanic:
+    settings = settings or Settings.from_env()
+    _configure_logging(settings.log_level)
+    app = Sanic(APP_NAME, error_handler=AnthropicErrorHandler(settings))
+    app.config.update(
+        {
+            "REQUEST_MAX_SIZE": settings.request_max_bytes,
+            "REQUEST_TIMEOUT": settings.request_read_timeout,
+            # Sanic's response timer restarts on every write, so it acts as an idle
+            # limit; keep it above our own timeouts, which answer with proper errors.
+            "RESPONSE_TIMEOUT": settings.response_timeout_ceiling,
+            "KEEP_ALIVE_TIMEOUT": settings.keep_alive_timeout,
+            "GRACEFUL_SHUTDOWN_TIMEOUT": settings.graceful_shutdown_timeout,
+            "ACCESS_LOG": False,
+            "MOTD": False,
+            "NOISY_EXCEPTIONS": False,
+            "OAS_UI_REDOC": False,
+            "OAS_UI_DEFAULT": "swagger",
+            "OAS_URL_PREFIX": "/docs",
+            "API_TITLE": "Claude Code Proxy API",
+            "API_DESCRIPTION": "A transparent, recording Anthropic Messages API proxy.",
+            "API_VERSION": "1.0.0",
+        }
+    )
+    for blueprint in (proxy.bp, health.bp, spec.bp):
+        app.blueprint(blueprint)
+    register_listeners(app, settings)
+    return app
+
+
+def _configure_logging(level: str) -> None:
+    logger = logging.getLogger("proxy")
+    logger.setLevel(level)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def _module_app() -> Sanic:
+    try:
+        return create_app()
+    except SettingsError as exc:
+        sys.exit(f"configuration error: {exc}")
+
+
+# Worker processes import this module and look the app up by name.
+app = _module_app()
+
+
+def main() -> None:
+    settings: Settings = app.ctx.settings
+    app.run(
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        single_process=settings.workers == 1,
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

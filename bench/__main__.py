@@ -1,0 +1,13 @@
+"""`python -m bench` (or `make bench`): every benchmark in turn."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+BENCHMARKS = ["bench.proxy_bench"]
+
+if __name__ == "__main__":
+    for module in BENCHMARKS:
+        print(f"== {module}", flush=True)
+        subprocess.run([sys.executable, "-m", module, *sys.argv[1:]], check=True)

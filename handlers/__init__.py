@@ -1,0 +1,1 @@
+"""HTTP handlers: one blueprint per endpoint group; parse, call one service, respond."""

@@ -1,0 +1,1 @@
+"""OpenAPI: shared schemas as named components, and the spec document routes."""

@@ -1,0 +1,1 @@
+"""Process-level runtime: settings, live state, lifecycle and drain."""

@@ -1,0 +1,40 @@
+"""Listeners: each worker's long-lived resources, opened at start, closed at stop.
+
+Order at stop: drain (runtime.drain) → Sanic closes the listener and idle
+connections → after_server_stop closes the upstream session, once no stream
+can still be using it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sanic import Sanic
+
+from runtime.drain import install_drain_handlers
+from runtime.settings import Settings
+from runtime.state import LiveState
+from streaming.forward import Forwarder
+from streaming.upstream import UpstreamClient
+
+logger = logging.getLogger("proxy")
+
+
+def register_listeners(app: Sanic, settings: Settings) -> None:
+    app.ctx.settings = settings
+    app.ctx.live = LiveState()
+
+    @app.before_server_start
+    async def open_resources(app: Sanic) -> None:
+        app.ctx.upstream = UpstreamClient(settings)
+        await app.ctx.upstream.start()
+        app.ctx.forwarder = Forwarder(settings, app.ctx.upstream, app.ctx.live)
+
+    @app.after_server_start
+    async def take_over_signals(app: Sanic) -> None:
+        if not app.asgi:  # under an ASGI server, that server owns the signals
+            install_drain_handlers(app, app.ctx.live, settings)
+
+    @app.after_server_stop
+    async def close_resources(app: Sanic) -> None:
+        await app.ctx.upstream.close()

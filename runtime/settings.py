@@ -1,0 +1,161 @@
+"""Settings: read once from the environment into one typed, frozen object.
+
+Every knob the proxy has is here, with its default and its unit, so the README's
+table and the Kubernetes manifests can be checked against one place. An invalid
+value stops start-up with a message that names the variable.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+from urllib.parse import urlsplit
+
+MIB = 1024 * 1024
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the proxy cannot run with."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 3001
+    workers: int = 1
+    log_level: str = "INFO"
+
+    # Upstream
+    anthropic_forward_url: str = "https://api.anthropic.com"
+    # Seconds until the upstream's response headers arrive. Bounds only the wait
+    # for headers, never how long a body or stream may run.
+    response_header_timeout: float = 300.0
+    upstream_connect_timeout: float = 10.0
+    # Longest silence allowed inside a response body (between two chunks).
+    upstream_read_idle_timeout: float = 600.0
+
+    # Client side
+    request_max_bytes: int = 32 * MIB
+    # Bounds how long a client may take to send its request head and body.
+    request_read_timeout: float = 60.0
+    keep_alive_timeout: float = 75.0
+
+    # Shutdown: how long in-flight requests may keep running after SIGTERM.
+    drain_timeout: float = 1920.0
+    # After the drain, how long idle keep-alive connections get to close.
+    graceful_shutdown_timeout: float = 15.0
+
+    # Storage (request log)
+    mongodb_uri: str | None = None
+    mongodb_database: str = "claude_proxy"
+    data_dir: str = "./data"
+    log_retention_days: int | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            var = _ENV_NAMES.get(f.name, f.name.upper())
+            raw = env.get(var)
+            if raw is None or raw.strip() == "":
+                continue
+            parse = _PARSERS[f.name]
+            try:
+                values[f.name] = parse(raw.strip())
+            except (TypeError, ValueError) as exc:
+                raise SettingsError(f"{var}={raw!r} is invalid: {exc}") from None
+        return cls(**values)
+
+    @property
+    def response_timeout_ceiling(self) -> float:
+        """What Sanic's own RESPONSE_TIMEOUT must exceed.
+
+        Sanic resets that timer on every write, so it behaves as an idle timer; it
+        must never fire before our own header or idle timeouts, which answer with
+        a proper error instead of a cut connection.
+        """
+        return max(self.response_header_timeout, self.upstream_read_idle_timeout) + 30.0
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a TCP port (0-65535)")
+    return value
+
+
+def _http_url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http(s) URL such as https://api.anthropic.com")
+    if parts.query or parts.fragment:
+        raise ValueError("must not carry a query or fragment")
+    return raw.rstrip("/")
+
+
+def _log_level(raw: str) -> str:
+    value = raw.upper()
+    if value not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+    return value
+
+
+def _mongodb_uri(raw: str) -> str:
+    if not raw.startswith(("mongodb://", "mongodb+srv://")):
+        raise ValueError("must start with mongodb:// or mongodb+srv://")
+    return raw
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+_ENV_NAMES = {
+    "workers": "SANIC_WORKERS",
+    "response_header_timeout": "ANTHROPIC_RESPONSE_HEADER_TIMEOUT",
+}
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "host": _text,
+    "port": _port,
+    "workers": _positive_int,
+    "log_level": _log_level,
+    "anthropic_forward_url": _http_url,
+    "response_header_timeout": _positive_float,
+    "upstream_connect_timeout": _positive_float,
+    "upstream_read_idle_timeout": _positive_float,
+    "request_max_bytes": _positive_int,
+    "request_read_timeout": _positive_float,
+    "keep_alive_timeout": _positive_float,
+    "drain_timeout": _positive_float,
+    "graceful_shutdown_timeout": _positive_float,
+    "mongodb_uri": _mongodb_uri,
+    "mongodb_database": _text,
+    "data_dir": _text,
+    "log_retention_days": _positive_int,
+}
+
+
+def env_var_names() -> dict[str, str]:
+    """Field name → environment variable, for docs and manifest checks."""
+    return {f.name: _ENV_NAMES.get(f.name, f.name.upper()) for f in fields(Settings)}

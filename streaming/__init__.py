@@ -1,0 +1,1 @@
+"""Protocol logic between the handlers and storage: upstream client, relay, SSE."""

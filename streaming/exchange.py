@@ -1,0 +1,73 @@
+"""The record of one exchange: what the relay saw, handed to the log writer.
+
+The relay fills it in as the request goes by; the storage side turns it into a
+document. Nothing here does I/O, so building it can never slow or break a stream.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Outcome(StrEnum):
+    COMPLETED = "completed"
+    UPSTREAM_ERROR = "upstream_error"  # upstream answered 4xx/5xx or sent `event: error`
+    CLIENT_CLOSED = "client_closed"  # the client went away before the end
+    PROXY_ERROR = "proxy_error"  # the proxy could not complete the forward
+
+
+@dataclass(slots=True)
+class Exchange:
+    method: str
+    path: str
+    query: str
+    request_headers: list[tuple[str, str]]
+    request_body: bytes
+    # The body parsed as JSON, when it is a JSON object (messages, count_tokens).
+    request_json: dict[str, Any] | None = None
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    _t0: float = field(default_factory=time.perf_counter)
+
+    model: str | None = None
+    stream_requested: bool = False
+    upstream_url: str | None = None
+    provider: str | None = None
+
+    status: int | None = None
+    response_headers: list[tuple[str, str]] = field(default_factory=list)
+    is_sse: bool = False
+    # Non-SSE bodies as received (still content-encoded); see `response_encoding`.
+    response_body: bytes | None = None
+    response_encoding: str | None = None
+    # SSE: the message folded from the events, and an `event: error` body if any.
+    message: dict[str, Any] | None = None
+    stream_error: dict[str, Any] | None = None
+    stream_complete: bool = False
+    observer_error: str | None = None
+
+    ttfb_ms: float | None = None
+    duration_ms: float | None = None
+    completed_at: datetime | None = None
+    outcome: Outcome | None = None
+    error_reason: str | None = None
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self._t0) * 1000.0
+
+    def mark_first_byte(self) -> None:
+        if self.ttfb_ms is None:
+            self.ttfb_ms = self.elapsed_ms()
+
+    def finish(self, outcome: Outcome, reason: str | None = None) -> None:
+        if self.outcome is not None:
+            return  # the first verdict wins (e.g. client_closed over a later error)
+        self.outcome = outcome
+        self.error_reason = reason
+        self.duration_ms = self.elapsed_ms()
+        self.completed_at = datetime.now(UTC)

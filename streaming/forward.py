@@ -1,0 +1,210 @@
+"""The forward service: one client request to the upstream and back.
+
+handler → `Forwarder.handle` → inspect the body → upstream client → relay loop
+(observers on the side) → the finished `Exchange` goes to the sink (the log
+writer). The sink is called exactly once per request, also when the client
+disconnects and the handler task is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+from sanic import Request
+from sanic.response import HTTPResponse
+from yarl import URL
+
+from runtime.drain import close_after_response
+from runtime.settings import Settings
+from runtime.state import LiveState
+from streaming.errors import ProxyError
+from streaming.exchange import Exchange, Outcome
+from streaming.failure_log import failure_fields, format_fields, log_forward_failure
+from streaming.headers import get_header, request_headers_for_upstream, response_headers_for_client
+from streaming.observer import BodyCapture, SSEObserver
+from streaming.relay import StreamBroken, buffered_response, read_body, relay_stream
+from streaming.upstream import UpstreamClient
+
+logger = logging.getLogger("proxy.forward")
+
+# Non-SSE bodies up to this size (by Content-Length) are read whole and sent in one
+# write; larger or unsized ones are relayed chunk by chunk.
+BUFFER_LIMIT = 4 * 1024 * 1024
+
+PROXY_REQUEST_ID_HEADER = "x-proxy-request-id"
+
+ExchangeSink = Callable[[Exchange], None]
+
+
+def discard(exchange: Exchange) -> None:
+    """The sink when no request log is configured."""
+
+
+class Forwarder:
+    def __init__(
+        self,
+        settings: Settings,
+        client: UpstreamClient,
+        live: LiveState,
+        sink: ExchangeSink = discard,
+    ) -> None:
+        self._settings = settings
+        self._client = client
+        self._live = live
+        self.sink = sink
+        self._base = settings.anthropic_forward_url
+
+    async def handle(self, request: Request, *, messages_api: bool = False) -> HTTPResponse | None:
+        """Forward `request`; returns a response, or None once a stream was relayed.
+
+        `messages_api`: the body must be a Messages API JSON object; anything else
+        is refused with 400 before it costs an upstream call.
+        """
+        self._live.enter()
+        if self._live.draining:
+            close_after_response(request)
+        exchange = Exchange(
+            method=request.method,
+            path=request.path,
+            query=request.query_string,
+            request_headers=list(request.headers.items()),
+            request_body=request.body or b"",
+        )
+        try:
+            try:
+                inspect_body(exchange, messages_api=messages_api)
+                return await self._forward(request, exchange)
+            except ProxyError as err:
+                exchange.status = err.status
+                exchange.finish(Outcome.PROXY_ERROR, err.reason or err.message)
+                if err.status >= 500:
+                    log_forward_failure(exchange, err.message)
+                else:
+                    logger.info("request_rejected %s", format_fields(failure_fields(exchange, err.message)))
+                return HTTPResponse(
+                    body=err.body(exchange.request_id),
+                    status=err.status,
+                    headers={PROXY_REQUEST_ID_HEADER: exchange.request_id},
+                    content_type="application/json",
+                )
+        except asyncio.CancelledError:
+            exchange.finish(Outcome.CLIENT_CLOSED, "client disconnected")
+            raise
+        finally:
+            self._live.leave()
+            self._submit(exchange)
+
+    def _submit(self, exchange: Exchange) -> None:
+        if exchange.outcome is None:  # an unexpected exception escaped
+            exchange.finish(Outcome.PROXY_ERROR, "internal error")
+        try:
+            self.sink(exchange)
+        except Exception:
+            logger.exception("request log sink failed for %s", exchange.request_id)
+
+    async def _forward(self, request: Request, exchange: Exchange) -> HTTPResponse | None:
+        raw = request.raw_url.decode("latin-1")
+        url = URL(self._base + raw, encoded=True)
+        exchange.upstream_url = str(url)
+        headers = request_headers_for_upstream(exchange.request_headers)
+        upstream = await self._client.open(request.method, url, headers, exchange.request_body)
+        try:
+            return await self._respond(request, exchange, upstream)
+        finally:
+            upstream.close()
+
+    async def _respond(
+        self, request: Request, exchange: Exchange, upstream: aiohttp.ClientResponse
+    ) -> HTTPResponse | None:
+        exchange.status = upstream.status
+        raw_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in upstream.raw_headers]
+        exchange.response_headers = raw_headers
+        client_headers = response_headers_for_client(raw_headers)
+        client_headers.append((PROXY_REQUEST_ID_HEADER, exchange.request_id))
+        content_type = (get_header(raw_headers, "content-type") or "").lower()
+        encoding = get_header(raw_headers, "content-encoding")
+        exchange.is_sse = content_type.startswith("text/event-stream")
+        length = upstream.content_length
+
+        if not exchange.is_sse and length is not None and length <= BUFFER_LIMIT:
+            try:
+                body = await read_body(self._client, upstream, exchange)
+            except TimeoutError:
+                raise ProxyError(
+                    504, "Upstream went silent while sending its body", "upstream_idle_timeout"
+                ) from None
+            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+                raise ProxyError(502, f"Upstream body broke: {exc}", "upstream_stream_broken") from None
+            exchange.response_body = body
+            exchange.response_encoding = encoding
+            self._finish(exchange)
+            return buffered_response(upstream.status, client_headers, body)
+
+        observer = SSEObserver(encoding) if exchange.is_sse else BodyCapture(encoding)
+        try:
+            await relay_stream(
+                request, self._client, upstream, client_headers, exchange, observer,
+                sse=exchange.is_sse,
+            )
+        except StreamBroken as broken:
+            observer.close(exchange)
+            exchange.finish(Outcome.UPSTREAM_ERROR, broken.reason)
+            log_forward_failure(exchange, broken.detail)
+            return None
+        except asyncio.CancelledError:
+            observer.close(exchange)  # keep what arrived before the client left
+            raise
+        observer.close(exchange)
+        self._finish(exchange)
+        return None
+
+    @staticmethod
+    def _finish(exchange: Exchange) -> None:
+        status = exchange.status or 0
+        if status >= 400:
+            exchange.finish(Outcome.UPSTREAM_ERROR, f"upstream status {status}")
+        elif exchange.stream_error is not None:
+            err = exchange.stream_error.get("error")
+            kind = err.get("type") if isinstance(err, dict) else None
+            exchange.finish(Outcome.UPSTREAM_ERROR, f"stream error: {kind or 'unknown'}")
+        elif exchange.is_sse and not exchange.stream_complete:
+            exchange.finish(Outcome.UPSTREAM_ERROR, "stream ended before message_stop")
+        else:
+            exchange.finish(Outcome.COMPLETED)
+
+
+def inspect_body(exchange: Exchange, *, messages_api: bool) -> None:
+    """Read what the proxy needs from the body (model, stream) without changing it."""
+    body = exchange.request_body
+    parsed: Any = None
+    if body:
+        content_type = (get_header(exchange.request_headers, "content-type") or "").lower()
+        if messages_api or "json" in content_type:
+            try:
+                parsed = json.loads(body)
+            except ValueError as exc:  # includes invalid UTF-8
+                if messages_api:
+                    raise ProxyError(400, f"Request body is not valid JSON: {exc}", "invalid_json") from None
+    if messages_api and not isinstance(parsed, dict):
+        kind = "empty" if not body else f"a JSON {type(parsed).__name__}"
+        raise ProxyError(400, f"Request body must be a JSON object, got {kind}", "invalid_json")
+    if not isinstance(parsed, dict):
+        return
+    exchange.request_json = parsed
+    model = parsed.get("model")
+    stream = parsed.get("stream", False)
+    if messages_api:
+        if model is not None and not isinstance(model, str):
+            raise ProxyError(400, "model: must be a string", "invalid_request")
+        if not isinstance(stream, bool):
+            raise ProxyError(400, "stream: must be a boolean", "invalid_request")
+        max_tokens = parsed.get("max_tokens")
+        if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)):
+            raise ProxyError(400, "max_tokens: must be an integer", "invalid_request")
+    exchange.model = model if isinstance(model, str) else None
+    exchange.stream_requested = stream is True

@@ -1,0 +1,121 @@
+"""Shared fixtures: a fake upstream on a real socket and the proxy as a real process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sanic import Sanic
+
+from tests.fake_upstream import FakeUpstream
+
+Sanic.test_mode = True  # tests create many apps with the same name
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(port: int, path: str = "/livez", timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+                if sock.recv(16).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing answered on port {port} within {timeout}s")
+
+
+@dataclass
+class ProxyProcess:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return self.proc.wait()
+        return self.proc.returncode
+
+
+def start_proxy(tmp: Path, env: dict[str, str] | None = None, *, wait: bool = True) -> ProxyProcess:
+    """`python app.py` as a user would start it, configured by environment only."""
+    port = free_port()
+    full_env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "SANIC_"))
+    }
+    full_env.update({"HOST": "127.0.0.1", "PORT": str(port), "PYTHONUNBUFFERED": "1"})
+    full_env.update(env or {})
+    log_path = tmp / f"proxy-{port}.log"
+    log = log_path.open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py")],
+        cwd=tmp,
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    handle = ProxyProcess(proc, port, log_path)
+    if wait:
+        try:
+            wait_http(port)
+        except TimeoutError:
+            handle.stop()
+            raise AssertionError(f"proxy did not start:\n{handle.log()}") from None
+    return handle
+
+
+@pytest.fixture(scope="session")
+def upstream() -> FakeUpstream:
+    fake = FakeUpstream()
+    fake.start_in_thread()
+    return fake
+
+
+@pytest.fixture(scope="session")
+def proxy(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProcess]:
+    """One proxy process for the session, pointed at the fake upstream."""
+    handle = start_proxy(
+        tmp_path_factory.mktemp("proxy"),
+        {"ANTHROPIC_FORWARD_URL": upstream.url, "UPSTREAM_READ_IDLE_TIMEOUT": "3",
+         "ANTHROPIC_RESPONSE_HEADER_TIMEOUT": "2"},
+    )
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def fresh_upstream(upstream: FakeUpstream) -> FakeUpstream:
+    upstream.reset()
+    return upstream
