@@ -72,7 +72,10 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        single_process=settings.workers == 1,
+        # Always under Sanic's process manager, also with one worker: it runs the
+        # main-process listeners (shared gauge, embedded database) and turns
+        # SIGTERM into a drain signal for every worker the same way.
+        single_process=False,
         access_log=False,
     )
 

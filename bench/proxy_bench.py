@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -26,8 +25,11 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 BODY = json.dumps(
-    {"model": "claude-sonnet-4-5-20250929", "max_tokens": 64,
-     "messages": [{"role": "user", "content": "ping"}]}
+    {
+        "model": "claude-sonnet-4-5-20250929",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "ping"}],
+    }
 ).encode()
 
 
@@ -47,8 +49,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def wait_ready(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_ready(url: str, within: float = 30) -> None:
+    deadline = time.monotonic() + within
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
             try:
@@ -84,19 +86,35 @@ class Servers:
                 proc.kill()
 
 
-async def start_servers(extra_env: dict[str, str] | None = None) -> Servers:
+def spawn_servers(extra_env: dict[str, str] | None = None) -> Servers:
     up_port, proxy_port = free_port(), free_port()
     upstream = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_upstream", "--port", str(up_port)], cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "tests.fake_upstream", "--port", str(up_port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
-    env = {**os.environ, "PORT": str(proxy_port), "HOST": "127.0.0.1",
-           "ANTHROPIC_FORWARD_URL": f"http://127.0.0.1:{up_port}", "SANIC_WORKERS": "1",
-           "LOG_LEVEL": "WARNING", **(extra_env or {})}
-    proxy = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    servers = Servers(upstream, proxy, f"http://127.0.0.1:{up_port}",
-                      f"http://127.0.0.1:{proxy_port}")
+    env = {
+        **os.environ,
+        "PORT": str(proxy_port),
+        "HOST": "127.0.0.1",
+        "ANTHROPIC_FORWARD_URL": f"http://127.0.0.1:{up_port}",
+        "SANIC_WORKERS": "1",
+        "LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
+    }
+    proxy = subprocess.Popen(
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return Servers(upstream, proxy, f"http://127.0.0.1:{up_port}", f"http://127.0.0.1:{proxy_port}")
+
+
+async def start_servers(extra_env: dict[str, str] | None = None) -> Servers:
+    servers = spawn_servers(extra_env)
     await wait_ready(servers.upstream_url + "/v1/models")
     await wait_ready(servers.proxy_url + "/livez")
     return servers
@@ -104,8 +122,9 @@ async def start_servers(extra_env: dict[str, str] | None = None) -> Servers:
 
 async def one_request(http: aiohttp.ClientSession, url: str) -> float:
     start = time.perf_counter()
-    async with http.post(url + "/v1/messages", data=BODY,
-                         headers={"x-fake": "json:text_basic"}) as resp:
+    async with http.post(
+        url + "/v1/messages", data=BODY, headers={"x-fake": "json:text_basic"}
+    ) as resp:
         await resp.read()
         assert resp.status == 200, resp.status
     return (time.perf_counter() - start) * 1000
@@ -146,12 +165,14 @@ class StreamStats:
     failures: int = 0
 
 
-async def one_stream(http: aiohttp.ClientSession, url: str, events: int, gap_ms: int,
-                     stats: StreamStats) -> None:
+async def one_stream(
+    http: aiohttp.ClientSession, url: str, events: int, gap_ms: int, stats: StreamStats
+) -> None:
     start = time.perf_counter()
     try:
-        async with http.post(url + "/v1/messages", data=BODY,
-                             headers={"x-fake": f"ticks:{events}:{gap_ms}"}) as resp:
+        async with http.post(
+            url + "/v1/messages", data=BODY, headers={"x-fake": f"ticks:{events}:{gap_ms}"}
+        ) as resp:
             buffer = b""
             first = True
             async for chunk in resp.content.iter_any():
@@ -169,15 +190,18 @@ async def one_stream(http: aiohttp.ClientSession, url: str, events: int, gap_ms:
         stats.failures += 1
 
 
-async def streams(url: str, count: int, events: int, gap_ms: int,
-                  rss_pid: int | None) -> tuple[StreamStats, float]:
+async def streams(
+    url: str, count: int, events: int, gap_ms: int, rss_pid: int | None
+) -> tuple[StreamStats, float]:
     stats = StreamStats()
     peak = 0.0
     connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector,
-                                     timeout=aiohttp.ClientTimeout(total=None)) as http:
-        tasks = [asyncio.create_task(one_stream(http, url, events, gap_ms, stats))
-                 for _ in range(count)]
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=None)
+    ) as http:
+        tasks = [
+            asyncio.create_task(one_stream(http, url, events, gap_ms, stats)) for _ in range(count)
+        ]
         while not all(t.done() for t in tasks):
             if rss_pid is not None:
                 peak = max(peak, rss_mb(rss_pid))
@@ -188,8 +212,10 @@ async def streams(url: str, count: int, events: int, gap_ms: int,
 
 def summary(direct: list[float], proxied: list[float]) -> dict[str, float]:
     return {
-        "direct_p50": pct(direct, 50), "direct_p99": pct(direct, 99),
-        "proxied_p50": pct(proxied, 50), "proxied_p99": pct(proxied, 99),
+        "direct_p50": pct(direct, 50),
+        "direct_p99": pct(direct, 99),
+        "proxied_p50": pct(proxied, 50),
+        "proxied_p99": pct(proxied, 99),
         "added_p50": pct(proxied, 50) - pct(direct, 50),
         "added_p99": pct(proxied, 99) - pct(direct, 99),
     }
@@ -198,7 +224,8 @@ def summary(direct: list[float], proxied: list[float]) -> dict[str, float]:
 async def run(args: argparse.Namespace) -> dict[str, object]:
     servers = await start_servers()
     results: dict[str, object] = {
-        "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     try:
@@ -208,15 +235,22 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
 
         rps_direct, lat_d = await concurrent(servers.upstream_url, args.requests, 64)
         rps_proxy, lat_p = await concurrent(servers.proxy_url, args.requests, 64)
-        results["concurrency64"] = {"direct_rps": rps_direct, "proxied_rps": rps_proxy,
-                                    **summary(lat_d, lat_p)}
+        results["concurrency64"] = {
+            "direct_rps": rps_direct,
+            "proxied_rps": rps_proxy,
+            **summary(lat_d, lat_p),
+        }
 
         s_direct, _ = await streams(servers.upstream_url, args.streams, args.events, 50, None)
-        s_proxy, peak = await streams(servers.proxy_url, args.streams, args.events, 50,
-                                      servers.proxy.pid)
+        s_proxy, peak = await streams(
+            servers.proxy_url, args.streams, args.events, 50, servers.proxy.pid
+        )
         results["streams"] = {
-            "streams": args.streams, "events_each": args.events, "gap_ms": 50,
-            "events_direct": s_direct.events, "events_proxied": s_proxy.events,
+            "streams": args.streams,
+            "events_each": args.events,
+            "gap_ms": 50,
+            "events_direct": s_direct.events,
+            "events_proxied": s_proxy.events,
             "failures": s_direct.failures + s_proxy.failures,
             "ttfb_ms": summary(s_direct.ttfb_ms, s_proxy.ttfb_ms),
             "event_delay_ms": summary(s_direct.event_delay_ms, s_proxy.event_delay_ms),
@@ -238,13 +272,16 @@ def report(results: dict[str, object]) -> str:
         f"sequential small requests: added p50 {seq['added_p50']:.2f} ms, "
         f"p99 {seq['added_p99']:.2f} ms (direct p50 {seq['direct_p50']:.2f}, "
         f"proxied p50 {seq['proxied_p50']:.2f})",
-        f"concurrency 64: proxied {c64['proxied_rps']:.0f} req/s (direct {c64['direct_rps']:.0f}); "
+        f"concurrency 64: proxied {c64['proxied_rps']:.0f} req/s "
+        f"(direct {c64['direct_rps']:.0f}); "
         f"added p50 {c64['added_p50']:.2f} ms, p99 {c64['added_p99']:.2f} ms",
         f"{st['streams']} streams x {st['events_each']} events / {st['gap_ms']} ms: "
         f"added TTFB p50 {st['ttfb_ms']['added_p50']:.2f} ms; added inter-event delay "
-        f"p50 {st['event_delay_ms']['added_p50']:.2f} ms, p99 {st['event_delay_ms']['added_p99']:.2f} ms; "
+        f"p50 {st['event_delay_ms']['added_p50']:.2f} ms, "
+        f"p99 {st['event_delay_ms']['added_p99']:.2f} ms; "
         f"events {st['events_proxied']}/{st['events_direct']}, failures {st['failures']}",
-        f"proxy RSS: {results['proxy_idle_rss_mb']:.0f} MB after, peak {st['proxy_peak_rss_mb']:.0f} MB "
+        f"proxy RSS: {results['proxy_idle_rss_mb']:.0f} MB after, "
+        f"peak {st['proxy_peak_rss_mb']:.0f} MB "
         f"with {st['streams']} open streams",
     ]
     return "\n".join(lines)

@@ -37,7 +37,8 @@ async def health(request: Request) -> HTTPResponse:
     if live.draining:
         close_after_response(request)
         return json(
-            {"status": "draining", "timestamp": _now(), "in_flight": live.in_flight}, status=503
+            {"status": "draining", "timestamp": _now(), "in_flight": live.total_in_flight},
+            status=503,
         )
     return json({"status": "healthy", "timestamp": _now()})
 
@@ -53,7 +54,9 @@ async def livez(request: Request) -> HTTPResponse:
     return json(
         {
             "status": "ok",
-            "in_flight": live.in_flight,
+            # The whole server's count (all workers); `worker_in_flight` is this one's.
+            "in_flight": live.total_in_flight,
+            "worker_in_flight": live.in_flight,
             "draining": live.draining,
             "timestamp": _now(),
         }

@@ -47,5 +47,6 @@ class DrainingResponse:
 class LivezResponse:
     status: str
     in_flight: int
+    worker_in_flight: int
     draining: bool
     timestamp: str

@@ -67,9 +67,9 @@ def begin_drain(app: Sanic, live: LiveState, settings: Settings, sig: signal.Sig
     )
 
 
-async def drain(app: Sanic, live: LiveState, timeout: float) -> None:
+async def drain(app: Sanic, live: LiveState, budget: float) -> None:
     started = time.monotonic()
-    deadline = started + timeout
+    deadline = started + budget
     while live.in_flight > 0:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -81,8 +81,9 @@ async def drain(app: Sanic, live: LiveState, timeout: float) -> None:
             break
         if await live.wait_idle(min(PROGRESS_INTERVAL, remaining)):
             break
-        logger.info(
-            "draining: %d in flight after %.0fs", live.in_flight, time.monotonic() - started
-        )
+        if time.monotonic() < deadline:
+            logger.info(
+                "draining: %d in flight after %.0fs", live.in_flight, time.monotonic() - started
+            )
     logger.info("drained in %.1fs; stopping", time.monotonic() - started)
     app.stop(terminate=False)

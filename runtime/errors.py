@@ -21,7 +21,9 @@ class AnthropicErrorHandler(ErrorHandler):
         self._settings = settings
 
     def default(self, request: Request, exception: BaseException) -> HTTPResponse:
-        status = getattr(exception, "status_code", 500) if isinstance(exception, SanicException) else 500
+        status = (
+            getattr(exception, "status_code", 500) if isinstance(exception, SanicException) else 500
+        )
         if status == 413:
             message = (
                 f"Request body exceeds {self._settings.request_max_bytes} bytes (REQUEST_MAX_BYTES)"
@@ -38,5 +40,8 @@ class AnthropicErrorHandler(ErrorHandler):
             message = str(exception) or "Request rejected"
         headers = getattr(exception, "headers", None) or {}
         return HTTPResponse(
-            error_body(status, message), status=status, headers=headers, content_type="application/json"
+            error_body(status, message),
+            status=status,
+            headers=headers,
+            content_type="application/json",
         )

@@ -8,12 +8,13 @@ can still be using it.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 
 from sanic import Sanic
 
 from runtime.drain import install_drain_handlers
 from runtime.settings import Settings
-from runtime.state import LiveState
+from runtime.state import LiveState, worker_slot
 from streaming.forward import Forwarder
 from streaming.upstream import UpstreamClient
 
@@ -24,8 +25,16 @@ def register_listeners(app: Sanic, settings: Settings) -> None:
     app.ctx.settings = settings
     app.ctx.live = LiveState()
 
+    @app.main_process_start
+    async def share_in_flight(app: Sanic) -> None:
+        # One slot per worker, written only by its owner: no lock on the hot path.
+        app.shared_ctx.in_flight = multiprocessing.Array("q", max(settings.workers, 1))
+
     @app.before_server_start
     async def open_resources(app: Sanic) -> None:
+        counts = getattr(app.shared_ctx, "in_flight", None)
+        if counts is not None:
+            app.ctx.live.share(counts.get_obj(), worker_slot())
         app.ctx.upstream = UpstreamClient(settings)
         await app.ctx.upstream.start()
         app.ctx.forwarder = Forwarder(settings, app.ctx.upstream, app.ctx.live)

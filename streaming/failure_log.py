@@ -16,7 +16,8 @@ logger = logging.getLogger("proxy.forward")
 
 def _quote(value: object) -> str:
     text = str(value)
-    if text == "" or any(c in text for c in ' "=\\\n\r\t'):
+    # logfmt: only spaces, quotes, backslashes and control characters need quoting.
+    if text == "" or any(c in text for c in ' "\\\n\r\t'):
         escaped = text.replace("\\", "\\\\").replace('"', '\\"')
         escaped = escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
         return f'"{escaped}"'

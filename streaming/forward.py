@@ -85,7 +85,9 @@ class Forwarder:
                 if err.status >= 500:
                     log_forward_failure(exchange, err.message)
                 else:
-                    logger.info("request_rejected %s", format_fields(failure_fields(exchange, err.message)))
+                    logger.info(
+                        "request_rejected %s", format_fields(failure_fields(exchange, err.message))
+                    )
                 return HTTPResponse(
                     body=err.body(exchange.request_id),
                     status=err.status,
@@ -139,7 +141,9 @@ class Forwarder:
                     504, "Upstream went silent while sending its body", "upstream_idle_timeout"
                 ) from None
             except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-                raise ProxyError(502, f"Upstream body broke: {exc}", "upstream_stream_broken") from None
+                raise ProxyError(
+                    502, f"Upstream body broke: {exc}", "upstream_stream_broken"
+                ) from None
             exchange.response_body = body
             exchange.response_encoding = encoding
             self._finish(exchange)
@@ -148,7 +152,12 @@ class Forwarder:
         observer = SSEObserver(encoding) if exchange.is_sse else BodyCapture(encoding)
         try:
             await relay_stream(
-                request, self._client, upstream, client_headers, exchange, observer,
+                request,
+                self._client,
+                upstream,
+                client_headers,
+                exchange,
+                observer,
                 sse=exchange.is_sse,
             )
         except StreamBroken as broken:
@@ -189,7 +198,9 @@ def inspect_body(exchange: Exchange, *, messages_api: bool) -> None:
                 parsed = json.loads(body)
             except ValueError as exc:  # includes invalid UTF-8
                 if messages_api:
-                    raise ProxyError(400, f"Request body is not valid JSON: {exc}", "invalid_json") from None
+                    raise ProxyError(
+                        400, f"Request body is not valid JSON: {exc}", "invalid_json"
+                    ) from None
     if messages_api and not isinstance(parsed, dict):
         kind = "empty" if not body else f"a JSON {type(parsed).__name__}"
         raise ProxyError(400, f"Request body must be a JSON object, got {kind}", "invalid_json")
@@ -204,7 +215,9 @@ def inspect_body(exchange: Exchange, *, messages_api: bool) -> None:
         if not isinstance(stream, bool):
             raise ProxyError(400, "stream: must be a boolean", "invalid_request")
         max_tokens = parsed.get("max_tokens")
-        if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)):
+        if max_tokens is not None and (
+            isinstance(max_tokens, bool) or not isinstance(max_tokens, int)
+        ):
             raise ProxyError(400, "max_tokens: must be an integer", "invalid_request")
     exchange.model = model if isinstance(model, str) else None
     exchange.stream_requested = stream is True

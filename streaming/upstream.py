@@ -94,7 +94,9 @@ class UpstreamClient:
             ) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise ProxyError(
-                502, f"Upstream request failed: {type(exc).__name__}: {exc}", reason="upstream_failed"
+                502,
+                f"Upstream request failed: {type(exc).__name__}: {exc}",
+                reason="upstream_failed",
             ) from None
 
     @property

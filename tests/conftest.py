@@ -33,7 +33,9 @@ def wait_http(port: int, path: str = "/livez", timeout: float = 20.0) -> None:
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+                sock.sendall(
+                    f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+                )
                 if sock.recv(16).startswith(b"HTTP/1.1 200"):
                     return
         except OSError:
@@ -72,9 +74,7 @@ class ProxyProcess:
 def start_proxy(tmp: Path, env: dict[str, str] | None = None, *, wait: bool = True) -> ProxyProcess:
     """`python app.py` as a user would start it, configured by environment only."""
     port = free_port()
-    full_env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "SANIC_"))
-    }
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "SANIC_"))}
     full_env.update({"HOST": "127.0.0.1", "PORT": str(port), "PYTHONUNBUFFERED": "1"})
     full_env.update(env or {})
     log_path = tmp / f"proxy-{port}.log"
@@ -85,6 +85,9 @@ def start_proxy(tmp: Path, env: dict[str, str] | None = None, *, wait: bool = Tr
         env=full_env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        # Its own process group: Sanic's manager kills its whole group when a
+        # second signal interrupts a shutdown, which must not take pytest along.
+        start_new_session=True,
     )
     handle = ProxyProcess(proc, port, log_path)
     if wait:
@@ -93,6 +96,9 @@ def start_proxy(tmp: Path, env: dict[str, str] | None = None, *, wait: bool = Tr
         except TimeoutError:
             handle.stop()
             raise AssertionError(f"proxy did not start:\n{handle.log()}") from None
+        # Sanic's manager notices a worker's start-up acknowledgement by polling every
+        # 0.1 s; a signal that lands before it did leaves the manager waiting ~30 s.
+        time.sleep(0.3)
     return handle
 
 
@@ -104,12 +110,17 @@ def upstream() -> FakeUpstream:
 
 
 @pytest.fixture(scope="session")
-def proxy(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProcess]:
+def proxy(
+    upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxyProcess]:
     """One proxy process for the session, pointed at the fake upstream."""
     handle = start_proxy(
         tmp_path_factory.mktemp("proxy"),
-        {"ANTHROPIC_FORWARD_URL": upstream.url, "UPSTREAM_READ_IDLE_TIMEOUT": "3",
-         "ANTHROPIC_RESPONSE_HEADER_TIMEOUT": "2"},
+        {
+            "ANTHROPIC_FORWARD_URL": upstream.url,
+            "UPSTREAM_READ_IDLE_TIMEOUT": "3",
+            "ANTHROPIC_RESPONSE_HEADER_TIMEOUT": "2",
+        },
     )
     yield handle
     handle.stop()

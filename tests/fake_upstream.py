@@ -162,7 +162,9 @@ class FakeUpstream:
             headers.update(extra)
         return headers
 
-    async def _dispatch(self, request: web.Request, scenario: str, body: bytes) -> web.StreamResponse:
+    async def _dispatch(
+        self, request: web.Request, scenario: str, body: bytes
+    ) -> web.StreamResponse:
         kind, _, arg = scenario.partition(":")
         delay = float(request.headers.get("x-fake-delay-ms", "0")) / 1000
         if not kind:
@@ -201,8 +203,13 @@ class FakeUpstream:
         if kind == "bigline":
             response = await self._start_sse(request)
             text = "x" * int(arg)
-            data = json.dumps({"type": "content_block_delta", "index": 0,
-                               "delta": {"type": "text_delta", "text": text}})
+            data = json.dumps(
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": text},
+                }
+            )
             await response.write(f"event: content_block_delta\ndata: {data}\n\n".encode())
             await response.write_eof()
             return response
@@ -211,11 +218,19 @@ class FakeUpstream:
     async def _default(self, request: web.Request, body: bytes) -> web.StreamResponse:
         path = request.path
         if path == "/v1/models":
-            data = {"data": [{"type": "model", "id": "claude-sonnet-4-5-20250929",
-                              "display_name": "Claude Sonnet 4.5",
-                              "created_at": "2025-09-29T00:00:00Z"}],
-                    "has_more": False, "first_id": "claude-sonnet-4-5-20250929",
-                    "last_id": "claude-sonnet-4-5-20250929"}
+            data = {
+                "data": [
+                    {
+                        "type": "model",
+                        "id": "claude-sonnet-4-5-20250929",
+                        "display_name": "Claude Sonnet 4.5",
+                        "created_at": "2025-09-29T00:00:00Z",
+                    }
+                ],
+                "has_more": False,
+                "first_id": "claude-sonnet-4-5-20250929",
+                "last_id": "claude-sonnet-4-5-20250929",
+            }
             return web.json_response(data, headers=self._headers())
         if path == "/v1/messages/count_tokens":
             return web.json_response({"input_tokens": 42}, headers=self._headers())
@@ -237,18 +252,23 @@ class FakeUpstream:
 
     def _error(self, status: int) -> web.Response:
         kind = ERRORS.get(status, "api_error")
-        body = {"type": "error", "error": {"type": kind, "message": f"fake {kind}"},
-                "request_id": self._request_id()}
+        body = {
+            "type": "error",
+            "error": {"type": kind, "message": f"fake {kind}"},
+            "request_id": self._request_id(),
+        }
         extra = {"content-type": "application/json"}
         if status == 429:
             extra["retry-after"] = "17"
-        return web.Response(status=status, body=json.dumps(body).encode(),
-                            headers=self._headers(extra))
+        return web.Response(
+            status=status, body=json.dumps(body).encode(), headers=self._headers(extra)
+        )
 
     async def _start_sse(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(
-            headers=self._headers({"content-type": "text/event-stream; charset=utf-8",
-                                   "cache-control": "no-cache"})
+            headers=self._headers(
+                {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
+            )
         )
         await response.prepare(request)
         return response
@@ -290,8 +310,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9100)
     args = parser.parse_args()
     fake = FakeUpstream()
-    web.run_app(fake.make_app(), host="127.0.0.1", port=args.port, access_log=None,
-                backlog=1024)
+    web.run_app(fake.make_app(), host="127.0.0.1", port=args.port, access_log=None, backlog=1024)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,10 @@ async def test_create_non_streaming(name: str, clients) -> None:
     results = []
     for client in clients:
         message = await client.messages.create(
-            model=MODEL, max_tokens=1024, messages=MESSAGES, extra_headers={"x-fake": f"json:{name}"}
+            model=MODEL,
+            max_tokens=1024,
+            messages=MESSAGES,
+            extra_headers={"x-fake": f"json:{name}"},
         )
         results.append(message.model_dump())
     assert results[0] == results[1]
@@ -57,7 +60,9 @@ async def test_midstream_overload_raises_same_error(clients) -> None:
     for client in clients:
         with pytest.raises(anthropic.APIStatusError) as info:
             async with client.messages.stream(
-                model=MODEL, max_tokens=10, messages=MESSAGES,
+                model=MODEL,
+                max_tokens=10,
+                messages=MESSAGES,
                 extra_headers={"x-fake": "sse:overloaded_midstream"},
             ) as stream:
                 await stream.get_final_message()
@@ -86,7 +91,7 @@ async def test_raw_response_headers(clients) -> None:
     assert upstream_headers
     for key, value in upstream_headers.items():
         assert raw_via.headers[key] == value
-    assert raw_via.parse().model_dump() == raw_direct.parse().model_dump()
+    assert (await raw_via.parse()).model_dump() == (await raw_direct.parse()).model_dump()
 
 
 async def test_error_status_raises_same_exception(clients) -> None:
@@ -95,7 +100,9 @@ async def test_error_status_raises_same_exception(clients) -> None:
         for client in clients:
             with pytest.raises(exc) as info:
                 await client.messages.create(
-                    model=MODEL, max_tokens=10, messages=MESSAGES,
+                    model=MODEL,
+                    max_tokens=10,
+                    messages=MESSAGES,
                     extra_headers={"x-fake": f"status:{status}"},
                 )
             seen.append((info.value.status_code, info.value.body["error"]["type"]))

@@ -49,8 +49,16 @@ async def test_openapi_json_and_yaml_are_the_same_document(app: Sanic) -> None:
     assert as_yaml.headers["content-type"].startswith("application/yaml")
     assert yaml.safe_load(as_yaml.body) == json.loads(as_json.body)
     paths = as_json.json["paths"]
-    for path in ("/v1/messages", "/v1/messages/count_tokens", "/v1/models", "/v1/chat/completions",
-                 "/health", "/livez", "/openapi.json", "/openapi.yaml"):
+    for path in (
+        "/v1/messages",
+        "/v1/messages/count_tokens",
+        "/v1/models",
+        "/v1/chat/completions",
+        "/health",
+        "/livez",
+        "/openapi.json",
+        "/openapi.yaml",
+    ):
         assert path in paths, path
     assert set(paths["/health"]["get"]["responses"]) == {"200", "503"}
     schemas = as_json.json["components"]["schemas"]

@@ -20,18 +20,27 @@ async def _read_events(resp: aiohttp.ClientResponse) -> list[bytes]:
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
-async def test_sigterm_drains_running_stream(tmp_path, upstream: FakeUpstream, workers: str) -> None:
+async def test_sigterm_drains_running_stream(
+    tmp_path, upstream: FakeUpstream, workers: str
+) -> None:
     proxy = start_proxy(
         tmp_path,
-        {"ANTHROPIC_FORWARD_URL": upstream.url, "SANIC_WORKERS": workers, "DRAIN_TIMEOUT": "60",
-         # Far below the stream's length: Sanic's own timeout must not cut it.
-         "GRACEFUL_SHUTDOWN_TIMEOUT": "1"},
+        {
+            "ANTHROPIC_FORWARD_URL": upstream.url,
+            "SANIC_WORKERS": workers,
+            "DRAIN_TIMEOUT": "60",
+            # Far below the stream's length: Sanic's own timeout must not cut it.
+            "GRACEFUL_SHUTDOWN_TIMEOUT": "1",
+        },
     )
     try:
         async with aiohttp.ClientSession() as http:
             stream = asyncio.create_task(
-                http.post(f"{proxy.url}/v1/messages", data=b'{"stream":true}',
-                          headers={"x-fake": "ticks:25:200"})  # a 5 s stream
+                http.post(
+                    f"{proxy.url}/v1/messages",
+                    data=b'{"stream":true}',
+                    headers={"x-fake": "ticks:25:200"},
+                )  # a 5 s stream
             )
             resp = await stream
             reader = asyncio.create_task(_read_events(resp))
@@ -45,23 +54,22 @@ async def test_sigterm_drains_running_stream(tmp_path, upstream: FakeUpstream, w
                 assert health.status == 503
                 body = await health.json()
                 assert body["status"] == "draining"
-                if workers == "1":
-                    assert body["in_flight"] == 1
+                assert body["in_flight"] == 1  # the whole server's count, any worker answers
             async with http.get(f"{proxy.url}/livez") as livez:
                 assert livez.status == 200
                 assert (await livez.json())["draining"] is True
-                assert livez.headers["connection"] == "close"
 
             # A request that still arrives while draining is served.
-            async with http.post(f"{proxy.url}/v1/messages", data=b"{}",
-                                 headers={"x-fake": "json:text_basic"}) as late:
+            async with http.post(
+                f"{proxy.url}/v1/messages", data=b"{}", headers={"x-fake": "json:text_basic"}
+            ) as late:
                 assert late.status == 200
                 assert late.headers["connection"] == "close"
 
             events = await reader
         assert len(events) == 25
         assert json.loads(events[-1].split(b"data: ", 1)[1])["seq"] == 24
-        assert proxy.proc.wait(15) == 0
+        assert await asyncio.to_thread(proxy.proc.wait, 15) == 0
         assert time.monotonic() - signalled >= 3.0  # it waited for the stream
     finally:
         proxy.stop()
@@ -71,17 +79,23 @@ async def test_sigterm_drains_running_stream(tmp_path, upstream: FakeUpstream, w
 
 async def test_drain_timeout_bounds_the_wait(tmp_path, upstream: FakeUpstream) -> None:
     proxy = start_proxy(
-        tmp_path, {"ANTHROPIC_FORWARD_URL": upstream.url, "DRAIN_TIMEOUT": "1",
-                   "GRACEFUL_SHUTDOWN_TIMEOUT": "1"}
+        tmp_path,
+        {
+            "ANTHROPIC_FORWARD_URL": upstream.url,
+            "DRAIN_TIMEOUT": "1",
+            "GRACEFUL_SHUTDOWN_TIMEOUT": "1",
+        },
     )
     try:
         async with aiohttp.ClientSession() as http:
-            resp = await http.post(f"{proxy.url}/v1/messages", data=b"{}",
-                                   headers={"x-fake": "ticks:100:100"})  # 10 s
+            resp = await http.post(
+                f"{proxy.url}/v1/messages", data=b"{}", headers={"x-fake": "ticks:100:100"}
+            )  # 10 s
             await resp.content.readuntil(b"\n\n")
             started = time.monotonic()
             proxy.signal(signal.SIGTERM)
-            assert proxy.proc.wait(15) == 0
+            code = await asyncio.to_thread(proxy.proc.wait, 15)
+            assert code == 0, proxy.log()
             assert time.monotonic() - started < 6
             resp.close()
     finally:

@@ -24,9 +24,15 @@ def test_defaults() -> None:
 
 def test_values_parsed() -> None:
     s = Settings.from_env(
-        {"PORT": "8080", "ANTHROPIC_RESPONSE_HEADER_TIMEOUT": "900.5", "SANIC_WORKERS": "4",
-         "ANTHROPIC_FORWARD_URL": "http://127.0.0.1:9/", "LOG_LEVEL": "debug",
-         "REQUEST_MAX_BYTES": "1024", "UPSTREAM_READ_IDLE_TIMEOUT": "30"}
+        {
+            "PORT": "8080",
+            "ANTHROPIC_RESPONSE_HEADER_TIMEOUT": "900.5",
+            "SANIC_WORKERS": "4",
+            "ANTHROPIC_FORWARD_URL": "http://127.0.0.1:9/",
+            "LOG_LEVEL": "debug",
+            "REQUEST_MAX_BYTES": "1024",
+            "UPSTREAM_READ_IDLE_TIMEOUT": "30",
+        }
     )
     assert s.port == 8080 and s.workers == 4 and s.response_header_timeout == 900.5
     assert s.anthropic_forward_url == "http://127.0.0.1:9"
@@ -67,7 +73,10 @@ def test_app_refuses_to_start_on_invalid_setting(tmp_path) -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "app.py")],
         env={"PORT": "not-a-port", "PATH": "/usr/bin:/bin"},
-        cwd=tmp_path, capture_output=True, text=True, timeout=30,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode != 0
     assert "PORT" in result.stderr and "not-a-port" in result.stderr

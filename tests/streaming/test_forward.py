@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import itertools
 import json
 from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from yarl import URL
 
 from tests.conftest import ProxyProcess, free_port, start_proxy
 from tests.fake_upstream import RATE_LIMIT_HEADERS, FakeUpstream
@@ -27,8 +29,13 @@ CLAUDE_CODE_HEADERS = {
 }
 
 BODY = json.dumps(
-    {"model": "claude-sonnet-4-5-20250929", "max_tokens": 1024, "stream": True,
-     "messages": [{"role": "user", "content": "héllo"}], "metadata": {"user_id": "u"}},
+    {
+        "model": "claude-sonnet-4-5-20250929",
+        "max_tokens": 1024,
+        "stream": True,
+        "messages": [{"role": "user", "content": "héllo"}],
+        "metadata": {"user_id": "u"},
+    },
     separators=(", ", ": "),  # unusual spacing: proves the body is not re-serialised
 ).encode()
 
@@ -63,9 +70,8 @@ async def test_request_forwarded_unchanged(
         ("x-hop", "must not pass"),
         ("accept-encoding", "br, gzip;q=0.8, zstd"),
     ]
-    async with http.post(
-        f"{proxy.url}/v1/messages?beta=true&x=%2F1", data=BODY, headers=headers
-    ) as resp:
+    url = URL(f"{proxy.url}/v1/messages?beta=true&x=%2F1", encoded=True)
+    async with http.post(url, data=BODY, headers=headers) as resp:
         echo = json.loads(await resp.read())
     assert echo["path_qs"] == "/v1/messages?beta=true&x=%2F1"
     assert base64.b64decode(echo["body_b64"]) == BODY
@@ -109,7 +115,9 @@ async def test_upstream_errors_pass_through(
         assert resp.headers["retry-after"] == "17"
 
 
-async def test_gzip_body_relayed_as_encoded(proxy: ProxyProcess, http: aiohttp.ClientSession) -> None:
+async def test_gzip_body_relayed_as_encoded(
+    proxy: ProxyProcess, http: aiohttp.ClientSession
+) -> None:
     headers = {"x-fake": "json:tool_use", "x-fake-gzip": "1", "accept-encoding": "gzip, br"}
     async with http.post(f"{proxy.url}/v1/messages", data=BODY, headers=headers) as resp:
         raw = await resp.read()
@@ -180,7 +188,10 @@ async def test_long_sse_line_passes(proxy: ProxyProcess, http: aiohttp.ClientSes
     ],
 )
 async def test_bad_messages_body_is_400(
-    body: bytes, fragment: str, proxy: ProxyProcess, fresh_upstream: FakeUpstream,
+    body: bytes,
+    fragment: str,
+    proxy: ProxyProcess,
+    fresh_upstream: FakeUpstream,
     http: aiohttp.ClientSession,
 ) -> None:
     async with http.post(f"{proxy.url}/v1/messages", data=body) as resp:
@@ -203,7 +214,9 @@ async def test_chat_completions_points_to_messages(
 
 
 async def test_body_over_limit_is_413(tmp_path, upstream: FakeUpstream) -> None:
-    small = start_proxy(tmp_path, {"ANTHROPIC_FORWARD_URL": upstream.url, "REQUEST_MAX_BYTES": "1000"})
+    small = start_proxy(
+        tmp_path, {"ANTHROPIC_FORWARD_URL": upstream.url, "REQUEST_MAX_BYTES": "1000"}
+    )
     try:
         async with aiohttp.ClientSession() as http:
             async with http.post(f"{small.url}/v1/messages", data=b"x" * 5000) as resp:
@@ -220,7 +233,8 @@ async def test_unreachable_upstream_is_502_and_logged(tmp_path) -> None:
     try:
         async with aiohttp.ClientSession() as http:
             async with http.post(
-                f"{dead.url}/v1/messages?beta=true", data=BODY,
+                f"{dead.url}/v1/messages?beta=true",
+                data=BODY,
                 headers={"anthropic-beta": "b1,b2", "content-type": "application/json"},
             ) as resp:
                 payload = await resp.json()
@@ -230,9 +244,17 @@ async def test_unreachable_upstream_is_502_and_logged(tmp_path) -> None:
     finally:
         dead.stop()
     line = next(x for x in dead.log().splitlines() if "forward_failed" in x)
-    for part in (f"request_id={payload['request_id']}", "model=claude-sonnet-4-5-20250929",
-                 "stream=True", f"body_bytes={len(BODY)}", "has_thinking=False",
-                 "anthropic_beta=b1,b2", "query=beta=true", "elapsed=", "error="):
+    for part in (
+        f"request_id={payload['request_id']}",
+        "model=claude-sonnet-4-5-20250929",
+        "stream=True",
+        f"body_bytes={len(BODY)}",
+        "has_thinking=False",
+        "anthropic_beta=b1,b2",
+        "query=beta=true",
+        "elapsed=",
+        "error=",
+    ):
         assert part in line
     assert "sk-ant" not in dead.log()
 
@@ -275,7 +297,9 @@ async def test_silence_beyond_idle_timeout_ends_with_error_event(
 async def test_upstream_cut_midstream_ends_with_error_event(
     proxy: ProxyProcess, http: aiohttp.ClientSession
 ) -> None:
-    async with http.post(f"{proxy.url}/v1/messages", data=BODY, headers={"x-fake": "drop:3"}) as resp:
+    async with http.post(
+        f"{proxy.url}/v1/messages", data=BODY, headers={"x-fake": "drop:3"}
+    ) as resp:
         raw = await resp.read()
     assert raw.startswith(stream_bytes("text_basic")[:50])
     assert b"event: error\ndata: " in raw
@@ -300,7 +324,9 @@ async def test_client_disconnect_cancels_upstream(
         assert (await live.json())["in_flight"] == 0
 
 
-async def test_events_flushed_as_they_arrive(proxy: ProxyProcess, http: aiohttp.ClientSession) -> None:
+async def test_events_flushed_as_they_arrive(
+    proxy: ProxyProcess, http: aiohttp.ClientSession
+) -> None:
     """Events spaced 200 ms upstream arrive spaced ~200 ms, not bunched at the end."""
     loop = asyncio.get_running_loop()
     arrivals: list[float] = []
@@ -313,7 +339,7 @@ async def test_events_flushed_as_they_arrive(proxy: ProxyProcess, http: aiohttp.
             while b"\n\n" in buffer:
                 _, buffer = buffer.split(b"\n\n", 1)
                 arrivals.append(loop.time())
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert len(arrivals) == 6
     # Generous bounds: this checks flushing, not speed (speed lives in bench/).
     assert all(0.12 < gap < 0.4 for gap in gaps), gaps

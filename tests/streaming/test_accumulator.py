@@ -1,0 +1,610 @@
+"""The stream fold against the fixtures' non-streaming bodies and the protocol rules."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pytest
+
+from streaming.accumulator import MAX_PROBLEMS, StreamSnapshot, accumulate, finalize
+from streaming.sse import SSEDecoder
+from tests.fixtures import COMPLETE_STREAMS, error_bytes, message_bytes, stream_bytes
+
+USAGE = {
+    "input_tokens": 100,
+    "cache_creation_input_tokens": 20,
+    "cache_read_input_tokens": 300,
+    "cache_creation": {"ephemeral_5m_input_tokens": 20, "ephemeral_1h_input_tokens": 0},
+    "output_tokens": 1,
+    "service_tier": "standard",
+}
+
+
+def compact(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def fold_bytes(chunks: Iterable[bytes]) -> StreamSnapshot | None:
+    decoder = SSEDecoder()
+    snapshot: StreamSnapshot | None = None
+    for chunk in chunks:
+        for event in decoder.decode(chunk):
+            snapshot = accumulate(json.loads(event.data), snapshot)
+    assert decoder.flush() == []
+    return snapshot
+
+
+def fold(events: Iterable[Mapping[str, Any]]) -> StreamSnapshot:
+    snapshot = StreamSnapshot()
+    for event in events:
+        snapshot = accumulate(event, snapshot)
+    return snapshot
+
+
+def start(**extra: Any) -> dict[str, Any]:
+    message = {
+        "id": "msg_01TestTestTestTestTestTe",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-4-5-20250929",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": dict(USAGE),
+        **extra,
+    }
+    return {"type": "message_start", "message": message}
+
+
+def block_start(index: int, block: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "content_block_start", "index": index, "content_block": block}
+
+
+def delta(index: int, **body: Any) -> dict[str, Any]:
+    return {"type": "content_block_delta", "index": index, "delta": body}
+
+
+def text(index: int, piece: str) -> dict[str, Any]:
+    return delta(index, type="text_delta", text=piece)
+
+
+def partial(index: int, piece: str) -> dict[str, Any]:
+    return delta(index, type="input_json_delta", partial_json=piece)
+
+
+def block_stop(index: int) -> dict[str, Any]:
+    return {"type": "content_block_stop", "index": index}
+
+
+TOOL = {"type": "tool_use", "id": "toolu_01AaaaBbbbCcccDdddEeeeFf", "name": "f", "input": {}}
+
+
+# --- fixtures ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", COMPLETE_STREAMS)
+def test_complete_stream_folds_to_non_streaming_body(name: str) -> None:
+    snapshot = fold_bytes([stream_bytes(name)])
+    assert snapshot is not None
+    final = finalize(snapshot)
+    assert final == json.loads(message_bytes(name))
+    assert compact(final) == message_bytes(name)
+    assert snapshot.complete and snapshot.error is None
+    assert snapshot.problems == [] and snapshot.unfinished_blocks == []
+
+
+@pytest.mark.parametrize("name", COMPLETE_STREAMS)
+def test_complete_stream_folds_the_same_in_random_chunks(name: str) -> None:
+    raw = stream_bytes(name)
+    rng = random.Random(name)
+    chunks, i = [], 0
+    while i < len(raw):
+        n = rng.randint(1, 50)
+        chunks.append(raw[i : i + n])
+        i += n
+    assert compact(finalize(fold_bytes(chunks))) == message_bytes(name)
+
+
+def test_event_count_includes_pings_and_unknown_events() -> None:
+    snapshot = fold_bytes([stream_bytes("pings_unknown")])
+    assert snapshot is not None
+    # 7 protocol events + 3 pings + 1 unknown event type + 1 unknown delta type.
+    assert snapshot.event_count == 12
+
+
+def test_overloaded_midstream() -> None:
+    snapshot = fold_bytes([stream_bytes("overloaded_midstream")])
+    assert snapshot is not None
+    assert snapshot.error == json.loads(error_bytes("overloaded_midstream"))
+    assert snapshot.error["error"]["type"] == "overloaded_error"
+    assert not snapshot.complete
+    final = finalize(snapshot)
+    assert final is not None
+    assert final["content"] == [{"type": "text", "text": "Let me look at the files"}]
+    assert final["stop_reason"] is None
+    assert snapshot.unfinished_blocks == [0]
+
+
+def test_cut_before_stop() -> None:
+    snapshot = fold_bytes([stream_bytes("cut_before_stop")])
+    assert snapshot is not None and not snapshot.complete and snapshot.error is None
+    final = finalize(snapshot)
+    assert final is not None
+    assert final["id"] == "msg_01Yb8TcMw3HnR6qLfZs2VkPd"
+    assert final["content"][0] == {"type": "text", "text": "Reading the config."}
+    tool = final["content"][1]
+    assert tool["type"] == "tool_use" and tool["input"] == {}
+    assert final["stop_reason"] is None and final["usage"]["output_tokens"] == 1
+    assert snapshot.unfinished_blocks == [1]
+    [problem] = snapshot.problems
+    assert problem["index"] == 1 and problem["problem"] == "invalid_input_json"
+    assert problem["partial_json"] == '{"path": "/work/main/pyproj'
+    # finalize again: same result, the problem is not recorded twice.
+    assert finalize(snapshot) == final and len(snapshot.problems) == 1
+
+
+# --- rules ---------------------------------------------------------------------------
+
+
+def test_message_start_shape_and_key_order_kept() -> None:
+    snapshot = fold([start(container=None)])
+    final = finalize(snapshot)
+    assert final is not None
+    assert list(final) == [
+        "id",
+        "type",
+        "role",
+        "model",
+        "content",
+        "stop_reason",
+        "stop_sequence",
+        "usage",
+        "container",
+    ]
+    assert list(final["usage"]) == list(USAGE)
+
+
+def test_text_deltas_concatenate_and_stop_materialises() -> None:
+    snapshot = fold([start(), block_start(0, {"type": "text", "text": ""}), text(0, "a")])
+    for event in (text(0, "b"), text(0, "c"), block_stop(0)):
+        accumulate(event, snapshot)
+    assert snapshot.message is not None
+    assert snapshot.message["content"][0]["text"] == "abc"
+
+
+def test_block_start_text_is_kept_as_prefix() -> None:
+    snapshot = fold([start(), block_start(0, {"type": "text", "text": "pre-"}), text(0, "x")])
+    assert finalize(snapshot)["content"][0]["text"] == "pre-x"  # type: ignore[index]
+
+
+def test_ten_thousands_of_deltas_are_linear() -> None:
+    snapshot = fold([start(), block_start(0, {"type": "text", "text": ""})])
+    started = time.perf_counter()
+    for i in range(50_000):
+        accumulate(text(0, f"{i % 10}"), snapshot)
+    accumulate(block_stop(0), snapshot)
+    assert time.perf_counter() - started < 10
+    assert snapshot.message is not None
+    result = snapshot.message["content"][0]["text"]
+    assert len(result) == 50_000 and result.startswith("0123456789")
+
+
+def test_input_json_pieces_parsed_at_stop() -> None:
+    events = [
+        start(),
+        block_start(0, dict(TOOL)),
+        partial(0, ""),
+        partial(0, '{"a": [1, "x'),
+        partial(0, 'y"], "b'),
+        partial(0, '": {}}'),
+    ]
+    snapshot = fold(events)
+    assert snapshot.message is not None
+    assert snapshot.message["content"][0]["input"] == {}  # not yet: parsed once, at the stop
+    accumulate(block_stop(0), snapshot)
+    assert snapshot.message["content"][0]["input"] == {"a": [1, "xy"], "b": {}}
+    assert snapshot.problems == []
+
+
+def test_input_json_only_empty_fragments_is_empty_object() -> None:
+    snapshot = fold(
+        [start(), block_start(0, dict(TOOL)), partial(0, ""), partial(0, ""), block_stop(0)]
+    )
+    assert finalize(snapshot)["content"][0]["input"] == {}  # type: ignore[index]
+
+
+def test_input_without_deltas_kept_as_started() -> None:
+    given = {**TOOL, "input": {"ready": True}}
+    snapshot = fold([start(), block_start(0, given), block_stop(0)])
+    assert finalize(snapshot)["content"][0]["input"] == {"ready": True}  # type: ignore[index]
+
+
+def test_server_tool_use_input_is_tracked() -> None:
+    srv = {"type": "server_tool_use", "id": "srvtoolu_01X", "name": "web_search", "input": {}}
+    snapshot = fold([start(), block_start(0, srv), partial(0, '{"query": "q"}'), block_stop(0)])
+    assert finalize(snapshot)["content"][0]["input"] == {"query": "q"}  # type: ignore[index]
+
+
+def test_unparsable_input_recorded_not_raised() -> None:
+    snapshot = fold(
+        [
+            start(),
+            block_start(0, dict(TOOL)),
+            partial(0, '{"a": tru'),
+            block_stop(0),
+            block_start(1, dict(TOOL)),
+            partial(1, "[" * 100_000),
+            block_stop(1),
+        ]
+    )
+    final = finalize(snapshot)
+    assert final is not None
+    assert [b["input"] for b in final["content"]] == [{}, {}]
+    assert [p["index"] for p in snapshot.problems] == [0, 1]
+    assert {p["problem"] for p in snapshot.problems} == {"invalid_input_json"}
+    assert snapshot.problems[0]["partial_json"] == '{"a": tru'
+    json.dumps(snapshot.problems)
+
+
+def test_thinking_and_signature() -> None:
+    events = [
+        start(),
+        block_start(0, {"type": "thinking", "thinking": "", "signature": ""}),
+        delta(0, type="thinking_delta", thinking="Hmm, "),
+        delta(0, type="thinking_delta", thinking="let me see."),
+        delta(0, type="signature_delta", signature="sig1"),
+        delta(0, type="signature_delta", signature="sig2"),
+        block_stop(0),
+    ]
+    block = finalize(fold(events))["content"][0]  # type: ignore[index]
+    assert block == {"type": "thinking", "thinking": "Hmm, let me see.", "signature": "sig2"}
+
+
+def test_deltas_for_another_block_type_ignored() -> None:
+    events = [
+        start(),
+        block_start(0, {"type": "text", "text": ""}),
+        delta(0, type="thinking_delta", thinking="no"),
+        delta(0, type="signature_delta", signature="no"),
+        partial(0, '{"no": 1}'),
+        block_start(1, dict(TOOL)),
+        text(1, "no"),
+        block_stop(0),
+        block_stop(1),
+    ]
+    final = finalize(fold(events))
+    assert final is not None
+    assert final["content"] == [{"type": "text", "text": ""}, TOOL]
+
+
+def test_citations_delta_creates_then_appends() -> None:
+    c1 = {
+        "type": "char_location",
+        "cited_text": "a",
+        "document_index": 0,
+        "start_char_index": 0,
+        "end_char_index": 1,
+    }
+    c2 = {**c1, "cited_text": "b"}
+    events = [
+        start(),
+        block_start(0, {"type": "text", "text": ""}),
+        delta(0, type="citations_delta", citation=c1),
+        text(0, "A"),
+        delta(0, type="citations_delta", citation=c2),
+        block_stop(0),
+        block_start(1, {"type": "text", "text": "", "citations": []}),
+        delta(1, type="citations_delta", citation=c2),
+        block_stop(1),
+    ]
+    final = finalize(fold(events))
+    assert final is not None
+    assert final["content"][0] == {"type": "text", "text": "A", "citations": [c1, c2]}
+    assert final["content"][1] == {"type": "text", "text": "", "citations": [c2]}
+
+
+def test_message_delta_copies_every_key_and_merges_usage() -> None:
+    events = [
+        start(),
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "pause_turn", "stop_sequence": None},
+            "usage": {"output_tokens": 10},
+        },
+        {
+            "type": "message_delta",
+            "delta": {
+                "stop_reason": "refusal",
+                "stop_sequence": None,
+                "stop_details": {"type": "refusal", "category": "cyber"},
+            },
+            "usage": {
+                "input_tokens": 105,
+                "cache_read_input_tokens": None,
+                "output_tokens": 25,
+                "server_tool_use": {"web_search_requests": 2},
+                "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 20},
+            },
+        },
+        {
+            "type": "message_delta",
+            "delta": {},
+            "usage": {"output_tokens": 30, "server_tool_use": {"web_fetch_requests": 1}},
+        },
+    ]
+    final = finalize(fold(events))
+    assert final is not None
+    assert final["stop_reason"] == "refusal" and final["stop_sequence"] is None
+    assert final["stop_details"] == {"type": "refusal", "category": "cyber"}
+    assert final["usage"] == {
+        "input_tokens": 105,
+        "cache_creation_input_tokens": 20,
+        "cache_read_input_tokens": 300,  # a null in the delta keeps the start value
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 20},
+        "output_tokens": 30,  # overwritten, never summed
+        "service_tier": "standard",
+        "server_tool_use": {"web_fetch_requests": 1},  # nested dicts overwrite too
+    }
+    assert list(final)[-1] == "stop_details"
+
+
+def test_message_delta_cannot_clobber_content_or_usage() -> None:
+    events = [
+        start(),
+        block_start(0, {"type": "text", "text": "kept"}),
+        block_stop(0),
+        {
+            "type": "message_delta",
+            "delta": {"content": [], "usage": None},
+            "usage": {"output_tokens": 2},
+        },
+    ]
+    final = finalize(fold(events))
+    assert final is not None
+    assert final["content"] == [{"type": "text", "text": "kept"}]
+    assert final["usage"]["output_tokens"] == 2
+
+
+def test_message_stop_and_ping() -> None:
+    snapshot = fold([start(), {"type": "ping"}, {"type": "ping"}])
+    assert not snapshot.complete and snapshot.event_count == 3
+    accumulate({"type": "message_stop"}, snapshot)
+    assert snapshot.complete and snapshot.event_count == 4
+
+
+def test_message_stop_without_start_is_not_complete() -> None:
+    snapshot = accumulate({"type": "message_stop"}, None)
+    assert not snapshot.complete and finalize(snapshot) is None
+
+
+def test_error_before_message_start() -> None:
+    body = {"type": "error", "error": {"type": "api_error", "message": "Internal server error"}}
+    snapshot = accumulate(body, None)
+    assert snapshot.error == body and snapshot.message is None
+    assert finalize(snapshot) is None and finalize(None) is None
+
+
+def test_unknown_events_and_deltas_ignored() -> None:
+    base = [start(), block_start(0, {"type": "text", "text": ""}), text(0, "x"), block_stop(0)]
+    noisy = [
+        base[0],
+        {"type": "future_event", "index": 0, "payload": [1]},
+        base[1],
+        delta(0, type="future_delta", text="NO"),
+        base[2],
+        {"type": "content_block_annotation", "index": 0},
+        base[3],
+    ]
+    assert finalize(fold(noisy)) == finalize(fold(base))
+    assert fold(noisy).problems == []
+
+
+def test_cut_text_block_materialised_by_finalize() -> None:
+    snapshot = fold(
+        [start(), block_start(0, {"type": "text", "text": ""}), text(0, "par"), text(0, "tial")]
+    )
+    assert finalize(snapshot)["content"][0]["text"] == "partial"  # type: ignore[index]
+    assert snapshot.unfinished_blocks == [0]
+
+
+def test_finalize_returns_independent_copy_and_fold_continues() -> None:
+    snapshot = fold([start(), block_start(0, {"type": "text", "text": ""}), text(0, "a")])
+    first = finalize(snapshot)
+    assert first is not None
+    first["content"][0]["text"] = "mutated"
+    first["usage"]["output_tokens"] = -1
+    accumulate(text(0, "b"), snapshot)
+    second = finalize(snapshot)
+    assert second is not None
+    assert second["content"][0]["text"] == "ab" and second["usage"]["output_tokens"] == 1
+
+
+def test_input_event_not_mutated() -> None:
+    events = [
+        start(),
+        block_start(0, dict(TOOL)),
+        partial(0, '{"k": 1}'),
+        block_stop(0),
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "tool_use"},
+            "usage": {"output_tokens": 9},
+        },
+    ]
+    before = json.dumps(events)
+    fold(events)
+    assert json.dumps(events) == before
+
+
+def test_deeply_nested_input_survives_finalize() -> None:
+    nested = "[" * 900 + "]" * 900
+    snapshot = fold([start(), block_start(0, dict(TOOL)), partial(0, nested), block_stop(0)])
+    final = finalize(snapshot)
+    assert final is not None and isinstance(final["content"][0]["input"], list)
+
+
+def test_finalize_has_no_private_keys() -> None:
+    for name in ("cut_before_stop", "tool_use", "citations"):
+        final = finalize(fold_bytes([stream_bytes(name)]))
+
+        def walk(value: Any) -> None:
+            if isinstance(value, dict):
+                assert not any(str(k).startswith("_") for k in value)
+                for item in value.values():
+                    walk(item)
+            elif isinstance(value, list):
+                for item in value:
+                    walk(item)
+
+        walk(final)
+        assert json.loads(compact(final)) == final
+
+
+# --- robustness ----------------------------------------------------------------------
+
+
+def test_events_before_start_and_without_blocks_ignored() -> None:
+    snapshot = fold(
+        [
+            text(0, "early"),
+            block_start(0, {"type": "text", "text": ""}),
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn"}},
+        ]
+    )
+    assert snapshot.message is None and snapshot.event_count == 3
+    accumulate(start(), snapshot)
+    for event in (text(5, "x"), block_stop(5), partial(3, "{"), text(-1, "x")):
+        accumulate(event, snapshot)
+    assert finalize(snapshot)["content"] == []  # type: ignore[index]
+    assert snapshot.problems == []
+
+
+def test_malformed_shapes_never_raise() -> None:
+    bad: list[Any] = [
+        None,
+        [],
+        "message_start",
+        7,
+        {},
+        {"type": None},
+        {"type": 5},
+        {"type": ["x"]},
+        {"type": "message_start"},
+        {"type": "message_start", "message": "x"},
+        {"type": "content_block_start"},
+        {"type": "content_block_start", "index": "0"},
+        {"type": "content_block_start", "index": True, "content_block": {}},
+        {"type": "content_block_start", "index": 0, "content_block": None},
+        {"type": "content_block_delta", "index": 0},
+        {"type": "content_block_delta", "delta": 1},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": 5}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta"}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": None}},
+        {"type": "content_block_stop", "index": None},
+        {"type": "message_delta", "delta": 5},
+        {"type": "message_delta", "usage": [1]},
+        {"type": "error", "error": None},
+    ]
+    snapshot: StreamSnapshot | None = None
+    for event in bad:
+        snapshot = accumulate(event, snapshot)
+    accumulate(start(), snapshot)
+    for event in bad:
+        snapshot = accumulate(event, snapshot)
+    assert snapshot is not None and snapshot.event_count == 2 * len(bad) + 1
+    assert not [p for p in snapshot.problems if p["problem"] == "internal_error"]
+    json.dumps(finalize(snapshot))
+
+
+def test_message_start_with_odd_content_and_usage() -> None:
+    snapshot = fold(
+        [
+            start(content="nope", usage=None),
+            text(0, "x"),
+            {"type": "message_delta", "usage": {"output_tokens": 3}},
+        ]
+    )
+    final = finalize(snapshot)
+    assert final is not None
+    assert final["content"] == [] and final["usage"] == {"output_tokens": 3}
+
+
+def test_duplicate_and_out_of_order_blocks_recorded() -> None:
+    snapshot = fold(
+        [
+            start(),
+            block_start(0, {"type": "text", "text": "a"}),
+            block_start(0, {"type": "text", "text": "b"}),
+            block_start(2, {"type": "text", "text": "c"}),
+            text(2, "!"),
+            start(),
+        ]
+    )
+    final = finalize(snapshot)
+    assert final is not None
+    assert [b["text"] for b in final["content"]] == ["a", "c!"]
+    assert [p["problem"] for p in snapshot.problems] == [
+        "duplicate_block_start",
+        "block_index_out_of_order",
+        "duplicate_message_start",
+    ]
+
+
+def test_problems_are_capped() -> None:
+    snapshot = fold([start()] * (MAX_PROBLEMS + 20))
+    assert len(snapshot.problems) == MAX_PROBLEMS
+
+
+def test_random_garbage_events_never_raise() -> None:
+    keys = ["type", "index", "delta", "content_block", "message", "usage", "text", "partial_json"]
+    types = [
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+        "error",
+        "ping",
+        "text_delta",
+        "input_json_delta",
+        "thinking_delta",
+        "signature_delta",
+        "citations_delta",
+        "tool_use",
+        "text",
+        "thinking",
+    ]
+
+    def value(rng: random.Random, depth: int) -> Any:
+        pick = rng.randrange(9 if depth < 3 else 6)
+        if pick == 0:
+            return rng.choice(types)
+        if pick == 1:
+            return rng.randint(-2, 4)
+        if pick == 2:
+            return rng.choice([None, True, 1.5, "", "{", '{"a": 1}'])
+        if pick in (3, 4, 5):
+            return rng.choice(types[:8])
+        if pick in (6, 7):
+            return {rng.choice(keys): value(rng, depth + 1) for _ in range(rng.randint(0, 5))}
+        return [value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+
+    for seed in range(300):
+        rng = random.Random(seed)
+        snapshot: StreamSnapshot | None = None
+        if rng.random() < 0.7:
+            snapshot = accumulate(start(), None)
+        for _ in range(rng.randint(1, 60)):
+            event = {k: value(rng, 1) for k in rng.sample(keys, rng.randint(0, len(keys)))}
+            if rng.random() < 0.8:
+                event["type"] = rng.choice(types[:8])
+            snapshot = accumulate(event, snapshot)
+        assert snapshot is not None
+        assert not [p for p in snapshot.problems if p["problem"] == "internal_error"], seed
+        json.dumps(finalize(snapshot))
+        json.dumps(snapshot.problems)
