@@ -15,8 +15,10 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -68,6 +70,45 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def worker_pid(manager_pid: int) -> int:
+    """The serving worker: the proxy always runs under Sanic's process manager."""
+    for child in Path(f"/proc/{manager_pid}/task/{manager_pid}/children").read_text().split():
+        cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        if b"multiprocessing.spawn" in cmdline and b"resource_tracker" not in cmdline:
+            if b"Server" in Path(f"/proc/{child}/environ").read_bytes():
+                return int(child)
+    raise RuntimeError("no worker process found")
+
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = [[%s]]
+wrk.headers["x-fake"] = "json:text_basic"
+wrk.headers["content-type"] = "application/json"
+"""
+
+
+def wrk_rps(url: str, concurrency: int, seconds: int) -> float | None:
+    """Requests/s measured by wrk (C, one thread), if installed: a Python client
+    competes with the proxy for this machine's two cores and caps the figure."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return None
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % BODY.decode())
+    out = subprocess.run(
+        [wrk, "-t1", f"-c{concurrency}", f"-d{seconds}s", "-s", script.name, url + "/v1/messages"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    os.unlink(script.name)
+    for line in out.splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split()[1])
+    return None
 
 
 @dataclass
@@ -238,13 +279,14 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         results["concurrency64"] = {
             "direct_rps": rps_direct,
             "proxied_rps": rps_proxy,
+            "wrk_direct_rps": wrk_rps(servers.upstream_url, 64, args.wrk_seconds),
+            "wrk_proxied_rps": wrk_rps(servers.proxy_url, 64, args.wrk_seconds),
             **summary(lat_d, lat_p),
         }
 
         s_direct, _ = await streams(servers.upstream_url, args.streams, args.events, 50, None)
-        s_proxy, peak = await streams(
-            servers.proxy_url, args.streams, args.events, 50, servers.proxy.pid
-        )
+        worker = worker_pid(servers.proxy.pid)
+        s_proxy, peak = await streams(servers.proxy_url, args.streams, args.events, 50, worker)
         results["streams"] = {
             "streams": args.streams,
             "events_each": args.events,
@@ -256,7 +298,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             "event_delay_ms": summary(s_direct.event_delay_ms, s_proxy.event_delay_ms),
             "proxy_peak_rss_mb": peak,
         }
-        results["proxy_idle_rss_mb"] = rss_mb(servers.proxy.pid)
+        results["proxy_idle_rss_mb"] = rss_mb(worker)
     finally:
         servers.stop()
     return results
@@ -272,7 +314,7 @@ def report(results: dict[str, object]) -> str:
         f"sequential small requests: added p50 {seq['added_p50']:.2f} ms, "
         f"p99 {seq['added_p99']:.2f} ms (direct p50 {seq['direct_p50']:.2f}, "
         f"proxied p50 {seq['proxied_p50']:.2f})",
-        f"concurrency 64: proxied {c64['proxied_rps']:.0f} req/s "
+        f"concurrency 64 (Python client): proxied {c64['proxied_rps']:.0f} req/s "
         f"(direct {c64['direct_rps']:.0f}); "
         f"added p50 {c64['added_p50']:.2f} ms, p99 {c64['added_p99']:.2f} ms",
         f"{st['streams']} streams x {st['events_each']} events / {st['gap_ms']} ms: "
@@ -280,7 +322,13 @@ def report(results: dict[str, object]) -> str:
         f"p50 {st['event_delay_ms']['added_p50']:.2f} ms, "
         f"p99 {st['event_delay_ms']['added_p99']:.2f} ms; "
         f"events {st['events_proxied']}/{st['events_direct']}, failures {st['failures']}",
-        f"proxy RSS: {results['proxy_idle_rss_mb']:.0f} MB after, "
+        "concurrency 64 (wrk): "
+        + (
+            f"proxied {c64['wrk_proxied_rps']:.0f} req/s (direct {c64['wrk_direct_rps']:.0f})"
+            if c64["wrk_proxied_rps"]
+            else "wrk not installed (apt-get install wrk)"
+        ),
+        f"proxy worker RSS: {results['proxy_idle_rss_mb']:.0f} MB after, "
         f"peak {st['proxy_peak_rss_mb']:.0f} MB "
         f"with {st['streams']} open streams",
     ]
@@ -292,8 +340,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "proxy.json")
     args = parser.parse_args()
-    args.sequential, args.requests, args.streams, args.events = (
-        (200, 2000, 50, 20) if args.quick else (2000, 20000, 200, 100)
+    args.sequential, args.requests, args.streams, args.events, args.wrk_seconds = (
+        (200, 2000, 50, 20, 2) if args.quick else (2000, 20000, 200, 100, 10)
     )
     results = asyncio.run(run(args))
     args.out.parent.mkdir(parents=True, exist_ok=True)
