@@ -15,8 +15,9 @@ from tests.fixtures import COMPLETE_STREAMS, error_bytes, message_bytes, stream_
 
 
 def _exchange() -> Exchange:
-    return Exchange(method="POST", path="/v1/messages", query="", request_headers=[],
-                    request_body=b"{}")
+    return Exchange(
+        method="POST", path="/v1/messages", query="", request_headers=[], request_body=b"{}"
+    )
 
 
 def _chunks(data: bytes, seed: int) -> list[bytes]:
@@ -82,7 +83,7 @@ def test_garbage_bytes_never_raise() -> None:
     rng = random.Random(7)
     for _ in range(200):
         observer.feed(bytes(rng.randrange(256) for _ in range(rng.randint(0, 64))))
-    observer.feed(b"data: {not json}\n\ndata: [1,2]\n\ndata: {\"type\": 5}\n\n")
+    observer.feed(b'data: {not json}\n\ndata: [1,2]\n\ndata: {"type": 5}\n\n')
     observer.close(exchange)
     assert exchange.observer_error is None
 
