@@ -49,6 +49,9 @@ class Settings:
     drain_timeout: float = 1920.0
     # After the drain, how long idle keep-alive connections get to close.
     graceful_shutdown_timeout: float = 15.0
+    # After the server stopped, how long the log writer may take to flush its queue
+    # (to MongoDB, or else to the local journal) before the process exits.
+    writer_flush_timeout: float = 30.0
 
     # Storage (request log)
     mongodb_uri: str | None = None
@@ -149,6 +152,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "keep_alive_timeout": _positive_float,
     "drain_timeout": _positive_float,
     "graceful_shutdown_timeout": _positive_float,
+    "writer_flush_timeout": _positive_float,
     "mongodb_uri": _mongodb_uri,
     "mongodb_database": _text,
     "data_dir": _text,

@@ -1,0 +1,208 @@
+"""Byte-level edits of one top-level member of a JSON object.
+
+The proxy promises byte-faithful forwarding, so changing `stream` or `model` must not
+round-trip the body through json.loads/dumps: that would reorder nothing but would
+still rewrite `1.0`, `1e5`, `-0`, unicode escapes, whitespace and duplicate keys. A
+small tokenizer finds where each top-level member's value starts and ends; the edit
+splices new bytes in there and copies everything else untouched.
+
+Validation: the top level is checked against the full JSON grammar. Inside nested
+values the scan checks bracket pairing and that every token is a valid JSON token
+(strings with their escapes, numbers, literals) but not the order of tokens, so
+`[1 2]` nested in a value passes; the upstream rejects such a body exactly as it
+would have without the proxy. UTF-8 validity is checked on the whole body. NaN and
+Infinity, which json.loads accepts but JSON does not, are refused.
+
+The regexes use possessive quantifiers (Python 3.11+) so that long strings and long
+runs of scalars are consumed in C without building backtracking state.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+_BOM = b"\xef\xbb\xbf"
+
+# A JSON string: unescaped bytes other than `"`, `\` and control characters, or an
+# escape from RFC 8259 §7. Bytes >= 0x80 pass here; UTF-8 is checked separately.
+_STRING_SRC = rb'"(?:[^"\\\x00-\x1f]++|\\(?:["\\/bfnrt]|u[0-9A-Fa-f]{4}))*+"'
+_NUMBER_SRC = rb"-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?(?:[eE][+-]?[0-9]++)?"
+_LITERAL_SRC = rb"true|false|null"
+
+_WS = re.compile(rb"[ \t\n\r]*+")
+_STRING = re.compile(_STRING_SRC)
+_SCALAR = re.compile(rb"(?:" + _NUMBER_SRC + rb"|" + _LITERAL_SRC + rb")(?![0-9A-Za-z.+\-])")
+# Everything inside a container that is not a bracket: separators and whole tokens.
+_GAP = re.compile(
+    rb"(?:[ \t\n\r,:]++|" + _STRING_SRC + rb"|" + _NUMBER_SRC + rb"|" + _LITERAL_SRC + rb")*+"
+)
+
+_OPEN_OBJECT, _CLOSE_OBJECT = ord("{"), ord("}")
+_OPEN_ARRAY, _CLOSE_ARRAY = ord("["), ord("]")
+_QUOTE, _COLON, _COMMA = ord('"'), ord(":"), ord(",")
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One top-level member; offsets index the body, ends are exclusive."""
+
+    key: str  # decoded, so `"str\u0065am"` is "stream" as every JSON parser sees it
+    key_start: int
+    key_end: int
+    value_start: int
+    value_end: int
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectLayout:
+    open_brace: int
+    close_brace: int
+    members: tuple[Member, ...]
+
+    def find(self, key: str) -> list[Member]:
+        return [member for member in self.members if member.key == key]
+
+
+def scan_object(body: bytes) -> ObjectLayout:
+    """Locate the members of the top-level object. ValueError if `body` is not one
+    JSON object (optionally surrounded by whitespace, after an optional UTF-8 BOM,
+    which json.loads also accepts)."""
+    if not isinstance(body, bytes | bytearray | memoryview):
+        raise TypeError("body must be bytes")
+    buf = bytes(body)
+    try:
+        buf.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"body is not valid UTF-8 at byte {exc.start}") from None
+    pos = len(_BOM) if buf.startswith(_BOM) else 0
+    pos = _skip_ws(buf, pos)
+    if pos >= len(buf) or buf[pos] != _OPEN_OBJECT:
+        raise ValueError("body is not a JSON object")
+    open_brace = pos
+    members: list[Member] = []
+    pos = _skip_ws(buf, pos + 1)
+    if pos < len(buf) and buf[pos] == _CLOSE_OBJECT:
+        close_brace = pos
+    else:
+        while True:
+            key_start = pos
+            key_end = _string_end(buf, pos, "an object key")
+            # json.loads decodes the escapes exactly as the upstream's parser will.
+            key = json.loads(buf[key_start:key_end])
+            pos = _skip_ws(buf, key_end)
+            _expect(buf, pos, _COLON, "':' after an object key")
+            value_start = _skip_ws(buf, pos + 1)
+            value_end = _value_end(buf, value_start)
+            members.append(Member(key, key_start, key_end, value_start, value_end))
+            pos = _skip_ws(buf, value_end)
+            if pos < len(buf) and buf[pos] == _COMMA:
+                pos = _skip_ws(buf, pos + 1)
+                continue
+            _expect(buf, pos, _CLOSE_OBJECT, "',' or '}' after a value")
+            close_brace = pos
+            break
+    if _skip_ws(buf, close_brace + 1) != len(buf):
+        raise ValueError(f"unexpected data after the object at byte {close_brace + 1}")
+    return ObjectLayout(open_brace, close_brace, tuple(members))
+
+
+def get_member(body: bytes, key: str) -> bytes | None:
+    """Raw bytes of the top-level `key`'s value (the last one when the key repeats,
+    as json.loads decides), or None when absent."""
+    found = scan_object(body).find(key)
+    if not found:
+        return None
+    last = found[-1]
+    return bytes(body[last.value_start : last.value_end])
+
+
+def set_member(body: bytes, key: str, raw_value: bytes) -> bytes:
+    """`body` with every top-level `key` set to `raw_value` (already JSON-encoded),
+    all other bytes unchanged.
+
+    A repeated key has every occurrence replaced: parsers disagree on which duplicate
+    wins (first or last), and the edit must hold for all of them. An absent key is
+    appended as the last member, spelled with the separators the body already uses
+    between its last two members so pretty-printed bodies stay pretty.
+    """
+    buf = bytes(body)
+    layout = scan_object(buf)
+    found = layout.find(key)
+    if found:
+        parts: list[bytes] = []
+        pos = 0
+        for member in found:
+            parts += (buf[pos : member.value_start], raw_value)
+            pos = member.value_end
+        parts.append(buf[pos:])
+        return b"".join(parts)
+    name = json.dumps(key).encode()
+    members = layout.members
+    if not members:
+        at = layout.open_brace + 1
+        insert = name + b":" + raw_value
+    else:
+        last = members[-1]
+        colon = buf[last.key_end : last.value_start]
+        comma = buf[members[-2].value_end : last.key_start] if len(members) > 1 else b","
+        at = last.value_end
+        insert = comma + name + colon + raw_value
+    return buf[:at] + insert + buf[at:]
+
+
+def _skip_ws(buf: bytes, pos: int) -> int:
+    match = _WS.match(buf, pos)
+    return match.end() if match else pos
+
+
+def _expect(buf: bytes, pos: int, byte: int, what: str) -> None:
+    if pos >= len(buf) or buf[pos] != byte:
+        raise ValueError(f"expected {what} at byte {pos}")
+
+
+def _string_end(buf: bytes, pos: int, what: str) -> int:
+    match = _STRING.match(buf, pos) if pos < len(buf) and buf[pos] == _QUOTE else None
+    if match is None:
+        raise ValueError(f"expected {what} (a valid JSON string) at byte {pos}")
+    return match.end()
+
+
+def _value_end(buf: bytes, pos: int) -> int:
+    if pos >= len(buf):
+        raise ValueError("unexpected end of body, expected a value")
+    first = buf[pos]
+    if first == _QUOTE:
+        return _string_end(buf, pos, "a string")
+    if first in (_OPEN_OBJECT, _OPEN_ARRAY):
+        return _container_end(buf, pos)
+    match = _SCALAR.match(buf, pos)
+    if match is None:
+        raise ValueError(f"expected a JSON value at byte {pos}")
+    return match.end()
+
+
+def _container_end(buf: bytes, pos: int) -> int:
+    # Only brackets need Python-level work; every run of strings, scalars and
+    # separators between two brackets is consumed by one regex match.
+    closers = [_CLOSE_OBJECT if buf[pos] == _OPEN_OBJECT else _CLOSE_ARRAY]
+    pos += 1
+    end = len(buf)
+    while True:
+        gap = _GAP.match(buf, pos)  # `*+` matches, possibly empty, at any position
+        pos = gap.end() if gap else pos
+        if pos >= end:
+            raise ValueError("unexpected end of body inside a nested value")
+        byte = buf[pos]
+        if byte == _OPEN_OBJECT:
+            closers.append(_CLOSE_OBJECT)
+        elif byte == _OPEN_ARRAY:
+            closers.append(_CLOSE_ARRAY)
+        elif byte == closers[-1]:
+            closers.pop()
+            if not closers:
+                return pos + 1
+        else:
+            raise ValueError(f"unexpected byte {chr(byte)!r} at byte {pos} in a nested value")
+        pos += 1
