@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from sanic import Sanic
 
+from control.routing import ConfigError, RoutingConfig, load_config
 from handlers import health, proxy, spec
+from runtime.dashboard_guard import install_dashboard_guard
 from runtime.errors import AnthropicErrorHandler
 from runtime.lifecycle import register_listeners
 from runtime.settings import Settings, SettingsError
@@ -15,8 +18,12 @@ from runtime.settings import Settings, SettingsError
 APP_NAME = "claude_proxy"
 
 
-def create_app(settings: Settings | None = None) -> Sanic:
+def create_app(settings: Settings | None = None, routing: RoutingConfig | None = None) -> Sanic:
     settings = settings or Settings.from_env()
+    if routing is None:
+        routing = load_config(
+            settings.config_file, explicit=settings.config_file is not None, environ=os.environ
+        )
     _configure_logging(settings.log_level)
     app = Sanic(APP_NAME, error_handler=AnthropicErrorHandler(settings))
     app.config.update(
@@ -31,6 +38,8 @@ def create_app(settings: Settings | None = None) -> Sanic:
             "ACCESS_LOG": False,
             "MOTD": False,
             "NOISY_EXCEPTIONS": False,
+            # CORS is ours, on /api/* only (runtime.dashboard_guard).
+            "CORS": False,
             "OAS_UI_REDOC": False,
             "OAS_UI_DEFAULT": "swagger",
             "OAS_URL_PREFIX": "/docs",
@@ -41,7 +50,8 @@ def create_app(settings: Settings | None = None) -> Sanic:
     )
     for blueprint in (proxy.bp, health.bp, spec.bp):
         app.blueprint(blueprint)
-    register_listeners(app, settings)
+    install_dashboard_guard(app, settings)
+    register_listeners(app, settings, routing)
     return app
 
 
@@ -58,7 +68,7 @@ def _configure_logging(level: str) -> None:
 def _module_app() -> Sanic:
     try:
         return create_app()
-    except SettingsError as exc:
+    except (SettingsError, ConfigError) as exc:
         sys.exit(f"configuration error: {exc}")
 
 

@@ -12,6 +12,8 @@ import multiprocessing
 
 from sanic import Sanic
 
+from control.plan import RuleBook
+from control.routing import RoutingConfig
 from runtime.drain import install_drain_handlers
 from runtime.settings import Settings
 from runtime.state import LiveState, worker_slot
@@ -21,9 +23,10 @@ from streaming.upstream import UpstreamClient
 logger = logging.getLogger("proxy")
 
 
-def register_listeners(app: Sanic, settings: Settings) -> None:
+def register_listeners(app: Sanic, settings: Settings, routing: RoutingConfig) -> None:
     app.ctx.settings = settings
     app.ctx.live = LiveState()
+    app.ctx.rulebook = RuleBook()
 
     @app.main_process_start
     async def share_in_flight(app: Sanic) -> None:
@@ -37,7 +40,9 @@ def register_listeners(app: Sanic, settings: Settings) -> None:
             app.ctx.live.share(counts.get_obj(), worker_slot())
         app.ctx.upstream = UpstreamClient(settings)
         await app.ctx.upstream.start()
-        app.ctx.forwarder = Forwarder(settings, app.ctx.upstream, app.ctx.live)
+        app.ctx.forwarder = Forwarder(
+            settings, app.ctx.upstream, app.ctx.live, routing=routing, rulebook=app.ctx.rulebook
+        )
 
     @app.after_server_start
     async def take_over_signals(app: Sanic) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,6 +52,16 @@ class Settings:
     # After the server stopped, how long the log writer may take to flush its queue
     # (to MongoDB, or else to the local journal) before the process exits.
     writer_flush_timeout: float = 30.0
+
+    # Control (routing, demotion, dashboard)
+    # Routing YAML; unset: ./config.yaml when it exists, else no routing.
+    config_file: str | None = None
+    # Send stream:false Messages requests upstream as streams, answer with JSON.
+    demote_nonstreaming: bool = False
+    # HTTP Basic password for /api/* (username ignored); unset: no auth.
+    dashboard_password: str | None = field(default=None, repr=False)
+    # Origins allowed to call /api/* from a browser; empty: CORS off.
+    cors_origins: tuple[str, ...] = ()
 
     # Storage (request log)
     mongodb_uri: str | None = None
@@ -133,9 +143,27 @@ def _text(raw: str) -> str:
     return raw
 
 
+def _bool(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise ValueError(f"{origin!r} is not an origin such as https://grafana.example.com")
+    return origins
+
+
 _ENV_NAMES = {
     "workers": "SANIC_WORKERS",
     "response_header_timeout": "ANTHROPIC_RESPONSE_HEADER_TIMEOUT",
+    "demote_nonstreaming": "ANTHROPIC_DEMOTE_NONSTREAMING",
 }
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
@@ -153,6 +181,10 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "drain_timeout": _positive_float,
     "graceful_shutdown_timeout": _positive_float,
     "writer_flush_timeout": _positive_float,
+    "config_file": _text,
+    "demote_nonstreaming": _bool,
+    "dashboard_password": _text,
+    "cors_origins": _origins,
     "mongodb_uri": _mongodb_uri,
     "mongodb_database": _text,
     "data_dir": _text,

@@ -38,6 +38,11 @@ class Exchange:
     stream_requested: bool = False
     upstream_url: str | None = None
     provider: str | None = None
+    # Routing: the model the upstream was asked for when a rule rewrote it.
+    routed_model: str | None = None
+    route_rule: str | None = None
+    # stream:false sent upstream as a stream and answered as JSON.
+    demoted: bool = False
 
     status: int | None = None
     response_headers: list[tuple[str, str]] = field(default_factory=list)

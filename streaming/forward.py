@@ -19,13 +19,18 @@ from sanic import Request
 from sanic.response import HTTPResponse
 from yarl import URL
 
+from control.demotion import StreamToMessage, demoted_response_headers
+from control.header_rules import apply_rules
+from control.plan import RuleBook, plan_upstream
+from control.routing import RoutingConfig
 from runtime.drain import close_after_response
 from runtime.settings import Settings
 from runtime.state import LiveState
+from streaming.accumulator import finalize
 from streaming.errors import ProxyError
 from streaming.exchange import Exchange, Outcome
 from streaming.failure_log import failure_fields, format_fields, log_forward_failure
-from streaming.headers import get_header, request_headers_for_upstream, response_headers_for_client
+from streaming.headers import get_header, response_headers_for_client
 from streaming.observer import BodyCapture, SSEObserver
 from streaming.relay import StreamBroken, buffered_response, read_body, relay_stream
 from streaming.upstream import UpstreamClient
@@ -52,11 +57,15 @@ class Forwarder:
         client: UpstreamClient,
         live: LiveState,
         sink: ExchangeSink = discard,
+        routing: RoutingConfig | None = None,
+        rulebook: RuleBook | None = None,
     ) -> None:
         self._settings = settings
         self._client = client
         self._live = live
         self.sink = sink
+        self.routing = routing or RoutingConfig()
+        self.rulebook = rulebook or RuleBook()
         self._base = settings.anthropic_forward_url
 
     async def handle(self, request: Request, *, messages_api: bool = False) -> HTTPResponse | None:
@@ -110,11 +119,21 @@ class Forwarder:
             logger.exception("request log sink failed for %s", exchange.request_id)
 
     async def _forward(self, request: Request, exchange: Exchange) -> HTTPResponse | None:
-        raw = request.raw_url.decode("latin-1")
-        url = URL(self._base + raw, encoded=True)
-        exchange.upstream_url = str(url)
-        headers = request_headers_for_upstream(exchange.request_headers)
-        upstream = await self._client.open(request.method, url, headers, exchange.request_body)
+        plan = plan_upstream(
+            exchange,
+            request.raw_url.decode("latin-1"),
+            default_base=self._base,
+            routing=self.routing,
+            rules=self.rulebook.current,
+            demote_enabled=self._settings.demote_nonstreaming,
+        )
+        exchange.upstream_url = plan.url
+        exchange.provider = plan.provider
+        exchange.routed_model = plan.routed_model
+        exchange.route_rule = plan.rule
+        exchange.demoted = plan.demote
+        url = URL(plan.url, encoded=True)
+        upstream = await self._client.open(request.method, url, plan.headers, plan.body)
         try:
             return await self._respond(request, exchange, upstream)
         finally:
@@ -126,12 +145,17 @@ class Forwarder:
         exchange.status = upstream.status
         raw_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in upstream.raw_headers]
         exchange.response_headers = raw_headers
-        client_headers = response_headers_for_client(raw_headers)
+        client_headers = apply_rules(
+            response_headers_for_client(raw_headers), self.rulebook.current.response
+        )
         client_headers.append((PROXY_REQUEST_ID_HEADER, exchange.request_id))
         content_type = (get_header(raw_headers, "content-type") or "").lower()
         encoding = get_header(raw_headers, "content-encoding")
         exchange.is_sse = content_type.startswith("text/event-stream")
         length = upstream.content_length
+
+        if exchange.demoted and exchange.is_sse and upstream.status == 200:
+            return await self._demoted(exchange, upstream, client_headers)
 
         if not exchange.is_sse and length is not None and length <= BUFFER_LIMIT:
             try:
@@ -171,6 +195,35 @@ class Forwarder:
         observer.close(exchange)
         self._finish(exchange)
         return None
+
+    async def _demoted(
+        self, exchange: Exchange, upstream: aiohttp.ClientResponse, headers: list[tuple[str, str]]
+    ) -> HTTPResponse:
+        """Fold the upstream's stream and answer the stream:false client with one JSON
+        message; headers (request-id, rate limits) come from the stream's response."""
+        folder = StreamToMessage()
+        try:
+            while chunk := await self._client.read_chunk(upstream):
+                folder.feed(chunk)
+        except TimeoutError:
+            raise ProxyError(
+                504,
+                "Upstream went silent while streaming (UPSTREAM_READ_IDLE_TIMEOUT)",
+                "upstream_idle_timeout",
+            ) from None
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            raise ProxyError(
+                502, f"Upstream stream broke: {exc}", "upstream_stream_broken"
+            ) from None
+        status, body = folder.result()
+        snapshot = folder.snapshot
+        exchange.message = finalize(snapshot)
+        exchange.stream_error = snapshot.error
+        exchange.stream_complete = snapshot.complete
+        exchange.status = status
+        exchange.mark_first_byte()
+        self._finish(exchange)
+        return buffered_response(status, demoted_response_headers(headers), body)
 
     @staticmethod
     def _finish(exchange: Exchange) -> None:
