@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 
+from prometheus_client.multiprocess import mark_process_dead
 from sanic import Sanic
 
 from control.plan import RuleBook
 from control.routing import RoutingConfig
+from metrics.recorder import MetricsRecorder
+from metrics.registry import multiprocess_dir, prepare_multiprocess_dir
 from runtime.drain import install_drain_handlers
 from runtime.settings import Settings
 from runtime.state import LiveState, worker_slot
@@ -28,8 +32,11 @@ def register_listeners(app: Sanic, settings: Settings, routing: RoutingConfig) -
     app.ctx.live = LiveState()
     app.ctx.rulebook = RuleBook()
 
+    app.ctx.metrics = MetricsRecorder()
+
     @app.main_process_start
     async def share_in_flight(app: Sanic) -> None:
+        prepare_multiprocess_dir()
         # One slot per worker, written only by its owner: no lock on the hot path.
         app.shared_ctx.in_flight = multiprocessing.Array("q", max(settings.workers, 1))
 
@@ -41,7 +48,12 @@ def register_listeners(app: Sanic, settings: Settings, routing: RoutingConfig) -
         app.ctx.upstream = UpstreamClient(settings)
         await app.ctx.upstream.start()
         app.ctx.forwarder = Forwarder(
-            settings, app.ctx.upstream, app.ctx.live, routing=routing, rulebook=app.ctx.rulebook
+            settings,
+            app.ctx.upstream,
+            app.ctx.live,
+            sinks=[app.ctx.metrics.record],
+            routing=routing,
+            rulebook=app.ctx.rulebook,
         )
 
     @app.after_server_start
@@ -52,3 +64,5 @@ def register_listeners(app: Sanic, settings: Settings, routing: RoutingConfig) -
     @app.after_server_stop
     async def close_resources(app: Sanic) -> None:
         await app.ctx.upstream.close()
+        if multiprocess_dir():
+            mark_process_dead(os.getpid())  # drop this worker's live gauges

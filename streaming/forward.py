@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -43,11 +43,8 @@ BUFFER_LIMIT = 4 * 1024 * 1024
 
 PROXY_REQUEST_ID_HEADER = "x-proxy-request-id"
 
+# Consumers of finished exchanges: the log writer, the metrics recorder.
 ExchangeSink = Callable[[Exchange], None]
-
-
-def discard(exchange: Exchange) -> None:
-    """The sink when no request log is configured."""
 
 
 class Forwarder:
@@ -56,14 +53,14 @@ class Forwarder:
         settings: Settings,
         client: UpstreamClient,
         live: LiveState,
-        sink: ExchangeSink = discard,
+        sinks: Sequence[ExchangeSink] = (),
         routing: RoutingConfig | None = None,
         rulebook: RuleBook | None = None,
     ) -> None:
         self._settings = settings
         self._client = client
         self._live = live
-        self.sink = sink
+        self.sinks = list(sinks)
         self.routing = routing or RoutingConfig()
         self.rulebook = rulebook or RuleBook()
         self._base = settings.anthropic_forward_url
@@ -113,10 +110,16 @@ class Forwarder:
     def _submit(self, exchange: Exchange) -> None:
         if exchange.outcome is None:  # an unexpected exception escaped
             exchange.finish(Outcome.PROXY_ERROR, "internal error")
-        try:
-            self.sink(exchange)
-        except Exception:
-            logger.exception("request log sink failed for %s", exchange.request_id)
+        # Deferred: a buffered response is written after this returns, so the sinks
+        # run once the client has its bytes. Survives handler cancellation.
+        asyncio.get_running_loop().call_soon(self._deliver, exchange)
+
+    def _deliver(self, exchange: Exchange) -> None:
+        for sink in self.sinks:
+            try:
+                sink(exchange)
+            except Exception:
+                logger.exception("exchange sink %r failed for %s", sink, exchange.request_id)
 
     async def _forward(self, request: Request, exchange: Exchange) -> HTTPResponse | None:
         plan = plan_upstream(

@@ -1,0 +1,32 @@
+"""`GET /metrics`: Prometheus text format, merged across all workers."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
+from sanic_ext import openapi
+
+from metrics import registry as m
+
+bp = Blueprint("metrics")
+
+
+@bp.get("/metrics")
+@openapi.definition(
+    summary="Prometheus metrics (text exposition format)",
+    tag="health",
+    response=[openapi.definitions.Response({"text/plain": openapi.String()}, status=200)],
+)
+async def metrics(request: Request) -> HTTPResponse:
+    live = request.app.ctx.live
+    # The shared per-worker gauge is exact; set it at scrape time, not per request.
+    m.IN_FLIGHT.set(live.total_in_flight)
+    directory = m.multiprocess_dir()
+    if directory:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=directory)
+    else:
+        registry = REGISTRY
+    return HTTPResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,1 @@
+"""Prometheus metrics: definitions, per-exchange recording, and the scrape."""
