@@ -6,8 +6,9 @@
 # unchanged in the second (a venv hard-codes the interpreter's path):
 #   build    installs the project and its runtime dependencies into /opt/venv;
 #   runtime  copies only /opt/venv and app.py: no compilers, no pip cache, no sources,
-#            no tests, no dev/test extras and no development database (SecantusDB is
-#            GPL and beta; the image talks to a real MongoDB through MONGODB_URI).
+#            no tests, no dev/test extras and no development database (the `local`
+#            extra is GPL and beta; the image talks to a real MongoDB through
+#            MONGODB_URI).
 
 FROM python:3.11-slim-trixie AS build
 

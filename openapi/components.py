@@ -50,3 +50,20 @@ class LivezResponse:
     worker_in_flight: int
     draining: bool
     timestamp: str
+
+
+@openapi.component
+@dataclass
+class HeaderRule:
+    header: str
+    action: str  # block | set | replace
+    value: str | None = None
+    find: str | None = None
+    enabled: bool = True
+
+
+@openapi.component
+@dataclass
+class ProxySettings:
+    requestHeaderRules: list[HeaderRule]
+    responseHeaderRules: list[HeaderRule]

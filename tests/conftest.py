@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import socket
@@ -100,6 +101,58 @@ def start_proxy(tmp: Path, env: dict[str, str] | None = None, *, wait: bool = Tr
         # 0.1 s; a signal that lands before it did leaves the manager waiting ~30 s.
         time.sleep(0.3)
     return handle
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real MongoDB-protocol server over TCP: $MONGODB_URI when set (a real MongoDB),
+    else a SecantusDB server started for the session as its own process."""
+    external = os.environ.get("MONGODB_URI")
+    if external:
+        yield external
+        return
+    port = free_port()
+    storage = tmp_path_factory.mktemp("secantus")
+    log = (storage / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "secantusd-py"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--storage-path",
+            str(storage / "db"),
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise RuntimeError("SecantusDB did not start")
+    yield f"mongodb://127.0.0.1:{port}"
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture
+def database_name(request: pytest.FixtureRequest) -> str:
+    """A database per test, so tests never see each other's data (also on a real MongoDB)."""
+    digest = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:12]
+    return f"test_{digest}_{os.getpid()}"
 
 
 @pytest.fixture(scope="session")

@@ -136,7 +136,8 @@ def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
 def config_map(docs: list[dict[str, Any]]) -> dict[str, str]:
     """The data of the ConfigMap(s) the proxy container takes its environment from."""
     names = [
-        src["configMapRef"]["name"] for src in container(docs).get("envFrom", [])
+        src["configMapRef"]["name"]
+        for src in container(docs).get("envFrom", [])
         if "configMapRef" in src
     ]
     assert names, "the proxy container takes no environment from a ConfigMap"
@@ -209,13 +210,34 @@ def labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 
 EXPECTED_KINDS = {
-    "base": {"ConfigMap", "Deployment", "Service", "PodDisruptionBudget",
-             "HorizontalPodAutoscaler", "NetworkPolicy"},
+    "base": {
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "NetworkPolicy",
+    },
     "mongodb": {"StatefulSet", "Service", "NetworkPolicy"},
-    "dev": {"Namespace", "ConfigMap", "Secret", "Deployment", "Service", "PodDisruptionBudget",
-            "NetworkPolicy", "StatefulSet"},
-    "prod": {"Namespace", "ConfigMap", "Deployment", "Service", "PodDisruptionBudget",
-             "HorizontalPodAutoscaler", "NetworkPolicy"},
+    "dev": {
+        "Namespace",
+        "ConfigMap",
+        "Secret",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "StatefulSet",
+    },
+    "prod": {
+        "Namespace",
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "NetworkPolicy",
+    },
 }
 
 
@@ -237,9 +259,7 @@ def test_every_rendered_object_passes_strict_schema_validation(
         path.write_text(text)
         files.append(path)
     files.append(K8S / "base" / "secret.example.yaml")
-    expected = sum(
-        1 for f in files for doc in yaml.safe_load_all(f.read_text()) if doc
-    )
+    expected = sum(1 for f in files for doc in yaml.safe_load_all(f.read_text()) if doc)
     proc = run([tool(KUBERNETES_VALIDATE), "--strict", "-k", version, *files])
     lines = proc.stdout.splitlines() + proc.stderr.splitlines()
     # kubernetes-validate only warns (exit 0) for a kind/apiVersion it has no schema
@@ -334,7 +354,7 @@ def test_prestop_waits_for_endpoint_removal_then_polls_livez(
     assert max_wait > 0
     assert "http://127.0.0.1:%s/livez" in script
     # The port comes from the same variable the server binds to...
-    assert 'os.environ.get("PORT", "%d")' % Settings().port in script
+    assert f'os.environ.get("PORT", "{Settings().port}")' in script
     # ...which the container gets from the ConfigMap checked above.
     assert app_settings(docs).port == named_port(container(docs), "http")
     assert '"in_flight"' in script
@@ -387,7 +407,11 @@ def test_grace_period_comment_adds_up() -> None:
     settle, max_wait = prestop_budget(base)
     s = app_settings(base)
     assert terms[:5] == [
-        settle, max_wait, s.drain_timeout, s.graceful_shutdown_timeout, s.writer_flush_timeout
+        settle,
+        max_wait,
+        s.drain_timeout,
+        s.graceful_shutdown_timeout,
+        s.writer_flush_timeout,
     ], f"comment terms {terms[:5]} do not match the preStop arguments and the ConfigMap"
 
 
@@ -758,9 +782,9 @@ def test_dockerfile_is_multi_stage_on_slim_python_311() -> None:
 
 def test_dockerfile_runs_app_py_as_non_root_on_the_app_port() -> None:
     runtime = dockerfile_stages()[-1]
-    assert dockerfile_uid() == effective_security(
-        pod_spec(rendered_docs("base")), container(rendered_docs("base"))
-    )["runAsUser"]
+    base = rendered_docs("base")
+    pod_user = effective_security(pod_spec(base), container(base))["runAsUser"]
+    assert dockerfile_uid() == pod_user, "the Deployment runs as the image's USER"
     env = env_of(runtime)
     assert env["HOST"] == "0.0.0.0"
     assert Settings.from_env(env).port == Settings().port
@@ -771,7 +795,7 @@ def test_dockerfile_runs_app_py_as_non_root_on_the_app_port() -> None:
     argv = [arg for _, a in starts for arg in json.loads(a)]  # exec form: Python is PID 1
     assert Path(argv[0]).name.startswith("python") and argv[1].endswith("app.py")
     # DATA_DIR in the image is the path the Deployment mounts its emptyDir on.
-    assert env["DATA_DIR"] == app_settings(rendered_docs("base")).data_dir
+    assert env["DATA_DIR"] == app_settings(base).data_dir
 
 
 def test_dockerfile_installs_runtime_dependencies_only() -> None:
@@ -779,7 +803,9 @@ def test_dockerfile_installs_runtime_dependencies_only() -> None:
     assert "secantus" not in text.lower()
     assert not re.search(r"\.\[[^\]]*\]", text), "no extras ([dev], [local], ...) in the image"
     installs = [
-        args for stage in dockerfile_stages() for word, args in stage
+        args
+        for stage in dockerfile_stages()
+        for word, args in stage
         if word == "RUN" and "pip install" in args
     ]
     assert any(re.search(r"pip install \.(\s|$|&)", a) for a in installs), "pip install ."
@@ -792,7 +818,8 @@ def test_dockerfile_installs_runtime_dependencies_only() -> None:
 
 def test_dockerignore_keeps_the_context_small_but_buildable() -> None:
     patterns = [
-        line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
     for required in (".venv", "data", "tests", "bench", ".git", "**/__pycache__"):
