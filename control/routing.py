@@ -17,7 +17,6 @@ translation exists; `Provider.credential_headers` is where the formats differ.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -32,6 +31,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from control.header_rules import REFUSED_HEADERS
 from control.jsonbytes import set_member
+from streaming.credentials import fingerprint
 
 DEFAULT_CONFIG_FILE = "config.yaml"
 AGENT_HEADER = "x-claude-code-agent-id"
@@ -175,12 +175,6 @@ def rewrite_model(body: bytes, model: str) -> bytes:
     """`body` with only its top-level `model` set to `model` (added when absent);
     every other byte unchanged. ValueError if `body` is not a JSON object."""
     return set_member(body, "model", _json_string(model))
-
-
-def fingerprint(secret: str) -> str:
-    """`sha256:` + the first 16 hex digits of SHA-256 over the UTF-8 secret: the form
-    the request log stores, so a rule can name a client without holding its key."""
-    return "sha256:" + hashlib.sha256(secret.encode("utf-8")).hexdigest()[:16]
 
 
 def client_key_fingerprint(

@@ -51,6 +51,7 @@ async def health(request: Request) -> HTTPResponse:
 )
 async def livez(request: Request) -> HTTPResponse:
     live = _live(request)
+    writer = getattr(request.app.ctx, "writer", None)
     return json(
         {
             "status": "ok",
@@ -59,5 +60,6 @@ async def livez(request: Request) -> HTTPResponse:
             "worker_in_flight": live.in_flight,
             "draining": live.draining,
             "timestamp": _now(),
+            "writer": writer.stats().as_dict() if writer is not None else None,
         }
     )

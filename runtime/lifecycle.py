@@ -21,6 +21,7 @@ from metrics.registry import multiprocess_dir, prepare_multiprocess_dir
 from runtime.drain import install_drain_handlers
 from runtime.settings import Settings
 from runtime.state import LiveState, worker_slot
+from storage.listeners import register_storage
 from streaming.forward import Forwarder
 from streaming.upstream import UpstreamClient
 
@@ -33,6 +34,9 @@ def register_listeners(app: Sanic, settings: Settings, routing: RoutingConfig) -
     app.ctx.rulebook = RuleBook()
 
     app.ctx.metrics = MetricsRecorder()
+    # Registered first: its before_server_start opens the writer the forwarder feeds.
+    register_storage(app, settings)
+    app.ctx.metrics.pricer = app.ctx.prices.cost
 
     @app.main_process_start
     async def share_in_flight(app: Sanic) -> None:
@@ -51,7 +55,8 @@ def register_listeners(app: Sanic, settings: Settings, routing: RoutingConfig) -
             settings,
             app.ctx.upstream,
             app.ctx.live,
-            sinks=[app.ctx.metrics.record],
+            sinks=[app.ctx.metrics.record]
+            + ([app.ctx.writer.submit] if app.ctx.writer is not None else []),
             routing=routing,
             rulebook=app.ctx.rulebook,
         )

@@ -67,7 +67,8 @@ class ProxyProcess:
             try:
                 return self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                # The whole group: workers and helper processes must not outlive a test.
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 return self.proc.wait()
         return self.proc.returncode
 

@@ -18,12 +18,14 @@ import json
 import os
 import re
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
 import tomllib
+import zipfile
 from fnmatch import fnmatch
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -63,7 +65,7 @@ SECRET_KEYS = {"MONGODB_URI", "DASHBOARD_PASSWORD"}
 # Environment variables the manifests may set that are not fields of Settings, each
 # with the reason. Everything else must be a name runtime/settings.py reads.
 DOCUMENTED_EXTRAS = {
-    "DASHBOARD_PASSWORD": "dashboard HTTP Basic auth, read by control/auth.py",
+    "PROMETHEUS_MULTIPROC_DIR": "prometheus_client's multiprocess directory, metrics/registry.py",
 }
 
 SETTINGS_ENV = set(env_var_names().values())
@@ -313,6 +315,10 @@ def test_ports_agree_with_the_app(rendered: dict[str, list[dict[str, Any]]], tar
     assert [named_port(ctr, p["targetPort"]) for p in svc_ports] == [port]
     assert svc_ports[0]["port"] == port
 
+    annotations = deployment(docs)["spec"]["template"]["metadata"].get("annotations", {})
+    if "prometheus.io/port" in annotations:
+        assert annotations["prometheus.io/port"] == str(port)
+
     policy = one(docs, "NetworkPolicy", DEPLOYMENT)
     ingress = policy["spec"]["ingress"]
     assert len(ingress) == 1
@@ -446,6 +452,13 @@ def test_writable_paths_are_emptydirs(
     data_dir = app_settings(docs).data_dir
     assert mounts.get(data_dir) in empty_dirs, f"DATA_DIR {data_dir} is not an emptyDir mount"
     assert mounts.get("/tmp") in empty_dirs, "/tmp is not an emptyDir mount"
+    # Anything else the app writes must be below one of those mounts.
+    metrics_dir = config_map(docs).get("PROMETHEUS_MULTIPROC_DIR")
+    if metrics_dir is not None:
+        assert any(
+            Path(metrics_dir).is_relative_to(path) and name in empty_dirs
+            for path, name in mounts.items()
+        ), f"PROMETHEUS_MULTIPROC_DIR {metrics_dir} is not on an emptyDir"
 
 
 @pytest.mark.parametrize("target", PROXY_TARGETS)
@@ -690,18 +703,18 @@ def run_prestop(port: int, max_wait: float) -> tuple[int, float]:
 
 
 def test_prestop_returns_once_nothing_is_in_flight() -> None:
-    with _Livez([2, 1, 0]) as livez:
+    with _Livez([1, 0]) as livez:
         rc, elapsed = run_prestop(livez.port, max_wait=20)
     assert rc == 0
-    assert livez.paths == ["/livez"] * 3, "polls /livez until in_flight is 0, then stops"
-    assert 1.5 < elapsed < 10, "polls about once a second"
+    assert livez.paths == ["/livez"] * 2, "polls /livez until in_flight is 0, then stops"
+    assert 0.8 < elapsed < 5, "polls about once a second"
 
 
 def test_prestop_wait_is_bounded() -> None:
     with _Livez([1]) as livez:
-        rc, elapsed = run_prestop(livez.port, max_wait=2)
+        rc, elapsed = run_prestop(livez.port, max_wait=1.5)
     assert rc == 0
-    assert 1.8 < elapsed < 5, f"gave up after {elapsed:.1f}s, bound 2s"
+    assert 1.4 < elapsed < 4, f"gave up after {elapsed:.1f}s, bound 1.5s"
     assert len(livez.paths) >= 2
 
 
@@ -796,6 +809,10 @@ def test_dockerfile_runs_app_py_as_non_root_on_the_app_port() -> None:
     assert Path(argv[0]).name.startswith("python") and argv[1].endswith("app.py")
     # DATA_DIR in the image is the path the Deployment mounts its emptyDir on.
     assert env["DATA_DIR"] == app_settings(base).data_dir
+    # The bare `python` of the ENTRYPOINT and of the preStop hook is the venv's.
+    venvs = [a.split()[-2] for w, a in runtime if w == "COPY" and "/opt/venv" in a]
+    assert venvs and env["PATH"].split(":")[0] == f"{venvs[0]}/bin"
+    assert prestop_command(base)[0] == argv[0] == "python"
 
 
 def test_dockerfile_installs_runtime_dependencies_only() -> None:
@@ -816,22 +833,111 @@ def test_dockerfile_installs_runtime_dependencies_only() -> None:
     assert "secantus" not in runtime and "pytest" not in runtime
 
 
-def test_dockerignore_keeps_the_context_small_but_buildable() -> None:
+def dockerignore_patterns() -> list[str]:
     patterns = [
         line.strip()
         for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
+    assert not any(p.startswith("!") for p in patterns), "exceptions: extend the matcher"
+    return patterns
+
+
+def docker_ignored(rel: str, patterns: list[str]) -> bool:
+    """Whether Docker leaves `rel` (a path relative to the context) out: a pattern
+    matches the path or one of its parent directories; `**/` matches at any depth."""
+    parts = rel.split("/")
+    for i in range(1, len(parts) + 1):
+        prefix = "/".join(parts[:i])
+        for pattern in patterns:
+            if pattern.startswith("**/"):
+                if fnmatch(parts[i - 1], pattern[3:]):
+                    return True
+            elif fnmatch(prefix, pattern):
+                return True
+    return False
+
+
+@functools.cache
+def docker_context() -> tuple[str, ...]:
+    """The files `docker build .` sends: the repository minus .dockerignore."""
+    patterns = dockerignore_patterns()
+    files = []
+    for top, dirs, names in os.walk(ROOT):
+        rel_top = Path(top).relative_to(ROOT).as_posix()
+        prefix = "" if rel_top == "." else rel_top + "/"
+        dirs[:] = sorted(d for d in dirs if not docker_ignored(prefix + d, patterns))
+        files += [prefix + n for n in sorted(names) if not docker_ignored(prefix + n, patterns)]
+    return tuple(files)
+
+
+def package_dirs() -> list[str]:
+    """Top-level package directories pyproject.toml's packages.find includes."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = set()
+    for include in setuptools["packages"]["find"]["include"]:
+        found |= {p.name for p in ROOT.glob(include.split(".")[0]) if (p / "__init__.py").exists()}
+    return sorted(found)
+
+
+def test_dockerignore_keeps_the_context_small_but_buildable() -> None:
+    patterns = dockerignore_patterns()
     for required in (".venv", "data", "tests", "bench", ".git", "**/__pycache__"):
         assert required in patterns, f".dockerignore must exclude {required}"
+    for rel in (
+        ".venv/bin/python",
+        "data/x",
+        "tests/k8s/test_manifests.py",
+        "bench/x.py",
+        "handlers/__pycache__/x.pyc",
+        ".git/HEAD",
+    ):
+        assert docker_ignored(rel, patterns), rel
+    context = docker_context()
+    assert "pyproject.toml" in context and "app.py" in context
+    packages = package_dirs()
+    assert len(packages) >= 4
+    for package in packages:
+        assert f"{package}/__init__.py" in context, f".dockerignore excludes package {package}"
 
-    def ignored(path: str) -> bool:
-        return any(fnmatch(path, p) or fnmatch(path.split("/")[0], p) for p in patterns)
 
-    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    needed = ["pyproject.toml", *(f"{m}.py" for m in setuptools.get("py-modules", []))]
-    for include in setuptools["packages"]["find"]["include"]:
-        needed += [p.name for p in ROOT.glob(include.rstrip("*")) if p.is_dir()]
-    assert "app.py" in needed and len(needed) > 3
-    kept_out = [p for p in needed if ignored(p)]
-    assert not kept_out, f".dockerignore excludes what `pip install .` needs: {kept_out}"
+@pytest.mark.xfail(
+    strict=True,
+    reason="storage/pricing.yaml is not package data yet: pyproject.toml needs "
+    '[tool.setuptools.package-data] storage = ["*.yaml"]; then delete this marker',
+)
+def test_image_build_installs_every_file_the_packages_ship(tmp_path: Path) -> None:
+    """`pip install .` in the build stage installs a wheel built from the context;
+    a data file left out of it (package-data) would be missing in the image only."""
+    context = tmp_path / "context"
+    for rel in docker_context():
+        (context / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, context / rel)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-build-isolation",
+            "--no-deps",
+            "-q",
+            "-w",
+            tmp_path / "wheel",
+            context,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, f"building the wheel failed:\n{proc.stdout}{proc.stderr}"
+    (wheel,) = (tmp_path / "wheel").glob("*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        shipped = set(zf.namelist())
+    expected = {
+        rel for rel in docker_context() if rel.split("/")[0] in package_dirs() or rel == "app.py"
+    }
+    missing = sorted(expected - shipped)
+    assert not missing, (
+        f"the image would lack {missing}: declare them as package data in pyproject.toml"
+    )

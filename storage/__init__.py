@@ -1,0 +1,1 @@
+"""The request log in MongoDB (pymongo's native async API; Motor is deprecated)."""

@@ -1,0 +1,135 @@
+"""Append-only local journal: where request records wait while MongoDB can't take them.
+
+One file per writer process (`journal-<pid>-<n>.jsonl`), one record per line:
+`<crc32 hex> <extended JSON>\n`. A torn last line (a crash mid-write) fails its
+checksum and is skipped. Each append is flushed and fsynced, so a record the
+writer has journaled survives a crash of the process or the machine.
+
+A file is deleted only after every record in it is confirmed in MongoDB; replay
+is idempotent because documents carry a unique `_id` (the request id).
+Replay takes this process's sealed files and files left by processes that are
+gone (previous runs, crashed workers), never a live sibling's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bson import json_util
+
+logger = logging.getLogger("proxy.journal")
+
+_NAME = re.compile(r"^journal-(\d+)-(\d+)\.jsonl$")
+_JSON_OPTIONS = json_util.CANONICAL_JSON_OPTIONS
+
+
+def encode_line(document: dict[str, Any]) -> bytes:
+    payload = json_util.dumps(document, json_options=_JSON_OPTIONS).encode("utf-8")
+    return b"%08x %b\n" % (zlib.crc32(payload), payload)
+
+
+def decode_line(line: bytes) -> dict[str, Any] | None:
+    if not line.endswith(b"\n") or len(line) < 10 or line[8:9] != b" ":
+        return None
+    payload = line[9:-1]
+    try:
+        if int(line[:8], 16) != zlib.crc32(payload):
+            return None
+        return json_util.loads(payload, json_options=_JSON_OPTIONS)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class JournalFile:
+    path: Path
+    pid: int
+    seq: int
+
+
+class Journal:
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._pid = os.getpid()
+        self._seq = self._next_seq()
+        self._file: Any = None
+
+    def _next_seq(self) -> int:
+        seqs = [f.seq for f in self.files() if f.pid == self._pid]
+        return max(seqs, default=0) + 1
+
+    def _path(self) -> Path:
+        return self.directory / f"journal-{self._pid}-{self._seq}.jsonl"
+
+    def append(self, documents: list[dict[str, Any]]) -> None:
+        """Durably append documents (blocking: called off the request path)."""
+        if not documents:
+            return
+        if self._file is None:
+            self._file = self._path().open("ab")
+        self._file.write(b"".join(encode_line(d) for d in documents))
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def seal(self) -> None:
+        """Close the current file so it can be replayed; new records go to a new one."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            self._seq += 1
+
+    def files(self) -> list[JournalFile]:
+        found = []
+        for path in self.directory.iterdir():
+            match = _NAME.match(path.name)
+            if match:
+                found.append(JournalFile(path, int(match.group(1)), int(match.group(2))))
+        return sorted(found, key=lambda f: (f.path.stat().st_mtime, f.pid, f.seq))
+
+    def replayable(self) -> list[JournalFile]:
+        current = self._path() if self._file is not None else None
+        return [
+            f
+            for f in self.files()
+            if f.path != current and (f.pid == self._pid or not _alive(f.pid))
+        ]
+
+    @staticmethod
+    def read(file: JournalFile) -> Iterator[dict[str, Any]]:
+        with file.path.open("rb") as handle:
+            for number, line in enumerate(handle, 1):
+                document = decode_line(line)
+                if document is None:
+                    logger.warning("skipping torn or corrupt line %d of %s", number, file.path)
+                    continue
+                yield document
+
+    def size(self) -> tuple[int, int]:
+        """(bytes, files) waiting in the journal."""
+        files = self.files()
+        return sum(f.path.stat().st_size for f in files if f.path.exists()), len(files)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

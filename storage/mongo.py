@@ -1,0 +1,52 @@
+"""The MongoDB client (pymongo's native async API) and the request-log indexes."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import OperationFailure
+
+logger = logging.getLogger("proxy.storage")
+
+REQUESTS = "requests"
+TTL_INDEX = "timestamp_ttl"
+
+
+def connect(uri: str) -> AsyncMongoClient[Any]:
+    # Short server selection: a database that is down is noticed in 2 s and the
+    # writer switches to the journal instead of holding records in memory.
+    return AsyncMongoClient(
+        uri,
+        tz_aware=True,
+        serverSelectionTimeoutMS=2000,
+        connectTimeoutMS=2000,
+        appname="claude-proxy",
+    )
+
+
+async def ensure_indexes(requests: AsyncCollection[Any], retention_days: int | None) -> None:
+    await requests.create_indexes(
+        [
+            IndexModel([("timestamp", DESCENDING)], name="timestamp_desc"),
+            IndexModel([("requestId", ASCENDING)], name="requestId_unique", unique=True),
+            IndexModel([("model", ASCENDING), ("timestamp", DESCENDING)], name="model_time"),
+            IndexModel([("organizationId", ASCENDING), ("timestamp", DESCENDING)], name="org_time"),
+            IndexModel([("sessionId", ASCENDING), ("timestamp", DESCENDING)], name="session_time"),
+        ]
+    )
+    existing = await (await requests.list_indexes()).to_list(None)
+    ttl = next((ix for ix in existing if ix["name"] == TTL_INDEX), None)
+    wanted = retention_days * 86400 if retention_days else None
+    if ttl is not None and ttl.get("expireAfterSeconds") != wanted:
+        await requests.drop_index(TTL_INDEX)  # retention changed or turned off
+        ttl = None
+    if wanted and ttl is None:
+        try:
+            await requests.create_index(
+                [("timestamp", ASCENDING)], name=TTL_INDEX, expireAfterSeconds=wanted
+            )
+        except OperationFailure as exc:
+            logger.error("could not create the retention (TTL) index: %s", exc)

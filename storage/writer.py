@@ -1,0 +1,242 @@
+"""The log writer: finished exchanges → MongoDB in batches, never losing one.
+
+- `submit` (called just after a response is written) only enqueues: the client
+  never waits on storage. If the bounded queue is full, the record goes straight
+  to the journal instead of being dropped.
+- A named background task builds documents and inserts them in batches
+  (`insert_many(ordered=False)`). A record already stored (same `_id`) counts as
+  written, which makes every retry and replay exactly-once.
+- When MongoDB is unreachable or fails, the batch is appended to the local
+  journal and the writer backs off; while it is down, batches go straight to the
+  journal. When MongoDB answers again, the journal (also one left by a previous
+  run) is replayed and deleted file by file.
+- `close` (after the drain) flushes the queue, then tries one last replay; what
+  cannot reach MongoDB stays in the journal for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, PyMongoError
+
+from storage.bodies import offload_bodies
+from storage.document import build_document
+from storage.journal import Journal
+from storage.mongo import REQUESTS
+from storage.pricing import PriceTable
+from streaming.exchange import Exchange
+
+logger = logging.getLogger("proxy.writer")
+
+DUPLICATE_KEY = 11000
+BACKOFF_MAX = 30.0
+
+
+@dataclass(slots=True)
+class WriterStats:
+    queue_depth: int
+    journal_bytes: int
+    journal_files: int
+    written: int
+    journaled: int
+    database_up: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "queue_depth": self.queue_depth,
+            "journal_bytes": self.journal_bytes,
+            "journal_files": self.journal_files,
+            "written": self.written,
+            "journaled": self.journaled,
+            "database_up": self.database_up,
+        }
+
+
+class LogWriter:
+    def __init__(
+        self,
+        db: AsyncDatabase[Any],
+        journal: Journal,
+        prices: PriceTable,
+        *,
+        queue_max: int = 10_000,
+        batch_max: int = 500,
+        on_stats: Callable[[WriterStats], None] | None = None,
+    ) -> None:
+        self._db = db
+        self._requests = db[REQUESTS]
+        self._journal = journal
+        self._prices = prices
+        self._queue: asyncio.Queue[Exchange] = asyncio.Queue(maxsize=queue_max)
+        self._batch_max = batch_max
+        self._on_stats = on_stats
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._down_until = 0.0  # monotonic time before which MongoDB is not retried
+        self._backoff = 1.0
+        self._database_up = True
+        self._written = 0
+        self._journaled = 0
+
+    # ---- the request path ---------------------------------------------------------
+    def submit(self, exchange: Exchange) -> None:
+        try:
+            self._queue.put_nowait(exchange)
+        except asyncio.QueueFull:
+            # Rare: the database has been slow for long. Blocking for one small
+            # append beats losing the record.
+            self._journal.append([self._document(exchange)])
+            self._journaled += 1
+
+    # ---- lifecycle ----------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="log-writer")
+
+    async def close(self, within: float) -> None:
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        try:
+            async with asyncio.timeout(within):
+                while not self._queue.empty():
+                    await self._write(self._take_batch())
+                self._down_until = 0.0
+                await self._replay()
+        except TimeoutError:
+            logger.warning("writer flush timed out; journaling what is left")
+        finally:
+            leftover = self._take_all()
+            if leftover:
+                self._journal.append([self._document(e) for e in leftover])
+                self._journaled += len(leftover)
+            self._journal.close()
+        bytes_, files = self._journal.size()
+        logger.info(
+            "log writer closed: %d written, %d in the journal (%d bytes)",
+            self._written,
+            files,
+            bytes_,
+        )
+
+    def stats(self) -> WriterStats:
+        bytes_, files = self._journal.size()
+        return WriterStats(
+            self._queue.qsize(), bytes_, files, self._written, self._journaled, self._database_up
+        )
+
+    # ---- the background task --------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            try:
+                first = await asyncio.wait_for(self._queue.get(), timeout=1.0)
+            except TimeoutError:
+                first = None
+            batch = [first] if first is not None else []
+            batch += self._take_batch(self._batch_max - len(batch))
+            try:
+                if batch:
+                    await self._write(batch)
+                if time.monotonic() >= self._down_until:
+                    await self._replay()
+            except asyncio.CancelledError:
+                if batch:  # taken from the queue but not yet written: keep it
+                    self._journal.append([self._document(e) for e in batch])
+                raise
+            except Exception:  # a bug must not stop the writer for good
+                logger.exception("log writer iteration failed")
+            if self._on_stats is not None:
+                self._on_stats(self.stats())
+
+    def _take_batch(self, limit: int | None = None) -> list[Exchange]:
+        limit = self._batch_max if limit is None else limit
+        batch: list[Exchange] = []
+        while len(batch) < limit:
+            try:
+                batch.append(self._queue.get_nowait())
+            except asyncio.QueueEmpty:
+                break
+        return batch
+
+    def _take_all(self) -> list[Exchange]:
+        return self._take_batch(self._queue.qsize() + 1)
+
+    def _document(self, exchange: Exchange) -> dict[str, Any]:
+        return build_document(exchange, self._prices)
+
+    async def _write(self, batch: list[Exchange]) -> None:
+        documents = [self._document(e) for e in batch]
+        if time.monotonic() < self._down_until:
+            await self._to_journal(documents)
+            return
+        try:
+            await self._insert(documents)
+        except PyMongoError as exc:
+            self._mark_down(exc)
+            await self._to_journal(documents)
+            return
+        self._written += len(documents)
+        self._mark_up()
+
+    async def _to_journal(self, documents: list[dict[str, Any]]) -> None:
+        # fsync can take milliseconds: keep it off the event loop.
+        await asyncio.to_thread(self._journal.append, documents)
+        self._journaled += len(documents)
+
+    async def _insert(self, documents: list[dict[str, Any]]) -> None:
+        if not documents:
+            return
+        stored = [await offload_bodies(self._db, d) for d in documents]
+        try:
+            await self._requests.insert_many(stored, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors) or exc.details.get(
+                "writeConcernErrors"
+            ):
+                raise
+            # Duplicates only: those records were stored by an earlier attempt.
+
+    async def _replay(self) -> None:
+        files = await asyncio.to_thread(self._replay_candidates)
+        for file in files:
+            documents = list(await asyncio.to_thread(lambda f=file: list(Journal.read(f))))
+            try:
+                for start in range(0, len(documents), self._batch_max):
+                    await self._insert(documents[start : start + self._batch_max])
+            except PyMongoError as exc:
+                self._mark_down(exc)
+                return
+            file.path.unlink(missing_ok=True)
+            self._written += len(documents)
+            self._mark_up()
+            logger.info("replayed %d journaled records from %s", len(documents), file.path.name)
+
+    def _replay_candidates(self) -> list[Any]:
+        if not self._journal.files():
+            return []
+        self._journal.seal()
+        return self._journal.replayable()
+
+    def _mark_down(self, exc: Exception) -> None:
+        if self._database_up:
+            logger.warning("MongoDB unavailable, journaling request records: %s", exc)
+        self._database_up = False
+        self._down_until = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, BACKOFF_MAX)
+
+    def _mark_up(self) -> None:
+        if not self._database_up:
+            logger.info("MongoDB is back; request records go to it again")
+        self._database_up = True
+        self._backoff = 1.0
+        self._down_until = 0.0
