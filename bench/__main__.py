@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["bench.proxy_bench"]
+BENCHMARKS = ["bench.proxy_bench", "bench.log_bench"]
 
 if __name__ == "__main__":
     for module in BENCHMARKS:

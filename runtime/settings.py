@@ -64,6 +64,8 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
 
     # Storage (request log)
+    # false: no request log and no database at all (header rules then live in memory).
+    request_log: bool = True
     mongodb_uri: str | None = None
     mongodb_database: str = "claude_proxy"
     data_dir: str = "./data"
@@ -185,6 +187,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "demote_nonstreaming": _bool,
     "dashboard_password": _text,
     "cors_origins": _origins,
+    "request_log": _bool,
     "mongodb_uri": _mongodb_uri,
     "mongodb_database": _text,
     "data_dir": _text,

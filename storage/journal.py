@@ -1,21 +1,25 @@
 """Append-only local journal: where request records wait while MongoDB can't take them.
 
-One file per writer process (`journal-<pid>-<n>.jsonl`), one record per line:
+One file at a time per writer (`journal-<owner>-<n>.jsonl`), one record per line:
 `<crc32 hex> <extended JSON>\n`. A torn last line (a crash mid-write) fails its
 checksum and is skipped. Each append is flushed and fsynced, so a record the
 writer has journaled survives a crash of the process or the machine.
 
 A file is deleted only after every record in it is confirmed in MongoDB; replay
 is idempotent because documents carry a unique `_id` (the request id).
-Replay takes this process's sealed files and files left by processes that are
-gone (previous runs, crashed workers), never a live sibling's.
+Replay takes this writer's sealed files and files whose owner is gone (previous
+runs, crashed workers), never a live sibling's. An owner is "gone" when nobody
+holds its lock file (`owner-<owner>.lock`, flock'ed for the writer's lifetime):
+unlike a PID, that stays correct when a restarted container reuses PIDs.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
+import secrets
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +30,7 @@ from bson import json_util
 
 logger = logging.getLogger("proxy.journal")
 
-_NAME = re.compile(r"^journal-(\d+)-(\d+)\.jsonl$")
+_NAME = re.compile(r"^journal-([0-9a-f]+)-(\d+)\.jsonl$")
 _JSON_OPTIONS = json_util.CANONICAL_JSON_OPTIONS
 
 
@@ -50,7 +54,7 @@ def decode_line(line: bytes) -> dict[str, Any] | None:
 @dataclass(frozen=True, slots=True)
 class JournalFile:
     path: Path
-    pid: int
+    owner: str
     seq: int
 
 
@@ -58,16 +62,14 @@ class Journal:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._pid = os.getpid()
-        self._seq = self._next_seq()
+        self.owner = secrets.token_hex(6)
+        self._lock = (self.directory / f"owner-{self.owner}.lock").open("wb")
+        fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._seq = 1
         self._file: Any = None
 
-    def _next_seq(self) -> int:
-        seqs = [f.seq for f in self.files() if f.pid == self._pid]
-        return max(seqs, default=0) + 1
-
     def _path(self) -> Path:
-        return self.directory / f"journal-{self._pid}-{self._seq}.jsonl"
+        return self.directory / f"journal-{self.owner}-{self._seq}.jsonl"
 
     def append(self, documents: list[dict[str, Any]]) -> None:
         """Durably append documents (blocking: called off the request path)."""
@@ -91,16 +93,21 @@ class Journal:
         for path in self.directory.iterdir():
             match = _NAME.match(path.name)
             if match:
-                found.append(JournalFile(path, int(match.group(1)), int(match.group(2))))
-        return sorted(found, key=lambda f: (f.path.stat().st_mtime, f.pid, f.seq))
+                found.append(JournalFile(path, match.group(1), int(match.group(2))))
+        return sorted(found, key=lambda f: (f.path.stat().st_mtime, f.owner, f.seq))
 
     def replayable(self) -> list[JournalFile]:
         current = self._path() if self._file is not None else None
-        return [
-            f
-            for f in self.files()
-            if f.path != current and (f.pid == self._pid or not _alive(f.pid))
-        ]
+        gone: dict[str, bool] = {}
+        out = []
+        for f in self.files():
+            if f.path == current:
+                continue
+            if f.owner != self.owner and f.owner not in gone:
+                gone[f.owner] = _owner_gone(self.directory, f.owner)
+            if f.owner == self.owner or gone[f.owner]:
+                out.append(f)
+        return out
 
     @staticmethod
     def read(file: JournalFile) -> Iterator[dict[str, Any]]:
@@ -117,19 +124,35 @@ class Journal:
         files = self.files()
         return sum(f.path.stat().st_size for f in files if f.path.exists()), len(files)
 
+    def forget_gone_owners(self) -> None:
+        """Remove the lock files of exited writers whose records are all replayed."""
+        owners_with_files = {f.owner for f in self.files()}
+        for lock in self.directory.glob("owner-*.lock"):
+            owner = lock.name[len("owner-") : -len(".lock")]
+            if owner != self.owner and owner not in owners_with_files:
+                if _owner_gone(self.directory, owner):
+                    lock.unlink(missing_ok=True)
+
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
+        if not any(f.owner == self.owner for f in self.files()):
+            (self.directory / f"owner-{self.owner}.lock").unlink(missing_ok=True)
+        self._lock.close()  # releases the flock
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+def _owner_gone(directory: Path, owner: str) -> bool:
+    """Nobody holds the owner's lock: its writer exited or crashed."""
+    path = directory / f"owner-{owner}.lock"
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+        handle = path.open("ab")
+    except OSError:
         return True
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
     return True

@@ -36,6 +36,9 @@ def _export_stats(stats: WriterStats) -> None:
 def register_storage(app: Sanic, settings: Settings) -> None:
     app.ctx.writer = None
     app.ctx.prices = PriceTable.load()
+    if not settings.request_log:
+        logger.warning("REQUEST_LOG=false: requests are not recorded")
+        return
 
     @app.main_process_start
     async def start_embedded_database(app: Sanic) -> None:

@@ -220,6 +220,8 @@ class LogWriter:
             self._written += len(documents)
             self._mark_up()
             logger.info("replayed %d journaled records from %s", len(documents), file.path.name)
+        if files:
+            await asyncio.to_thread(self._journal.forget_gone_owners)
 
     def _replay_candidates(self) -> list[Any]:
         if not self._journal.files():

@@ -77,7 +77,15 @@ def start_proxy(tmp: Path, env: dict[str, str] | None = None, *, wait: bool = Tr
     """`python app.py` as a user would start it, configured by environment only."""
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "SANIC_"))}
-    full_env.update({"HOST": "127.0.0.1", "PORT": str(port), "PYTHONUNBUFFERED": "1"})
+    full_env.update(
+        {
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "PYTHONUNBUFFERED": "1",
+            # Its own database, also when MONGODB_URI points at a shared real MongoDB.
+            "MONGODB_DATABASE": f"proxy_test_{port}",
+        }
+    )
     full_env.update(env or {})
     log_path = tmp / f"proxy-{port}.log"
     log = log_path.open("wb")

@@ -69,7 +69,7 @@ async def test_change_reaches_second_replica_within_5s(db: AsyncDatabase) -> Non
         loop = asyncio.get_running_loop()
         started = loop.time()
         # Polling is the point: the second replica learns of the change on its own.
-        while not second.ctx.rulebook.current.request and loop.time() - started < 5:  # noqa: ASYNC110
+        while not second.ctx.rulebook.current.request and loop.time() - started < 5:
             await asyncio.sleep(0.05)
         assert second.ctx.rulebook.current == first.ctx.rulebook.current
         _, got = await second.asgi_client.get("/api/settings")
