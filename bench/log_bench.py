@@ -20,11 +20,13 @@ from typing import Any
 from bench.proxy_bench import (
     ROOT,
     concurrent,
+    cpu_seconds,
     free_port,
     sequential,
     spawn_servers,
     summary,
     wait_ready,
+    worker_pid,
 )
 from storage.journal import Journal
 from storage.mongo import REQUESTS, connect, ensure_indexes
@@ -39,8 +41,11 @@ async def proxied(log_on: bool, args: argparse.Namespace, data_dir: str) -> dict
         await wait_ready(servers.upstream_url + "/v1/models")
         await wait_ready(servers.proxy_url + "/livez", within=60)
         seq = await sequential(servers.proxy_url, args.sequential)
+        worker = worker_pid(servers.proxy.pid)
+        cpu_before = cpu_seconds(worker)
         rps, lat = await concurrent(servers.proxy_url, args.requests, 64)
-        return {"sequential": seq, "rps": rps, "latencies": lat}
+        cpu_us = (cpu_seconds(worker) - cpu_before) / args.requests * 1e6
+        return {"sequential": seq, "rps": rps, "latencies": lat, "cpu_us_per_request": cpu_us}
     finally:
         servers.stop()
 
@@ -142,7 +147,11 @@ def main() -> None:
     seq, c64 = results["sequential_ms"], results["concurrency64_ms"]
     print(
         f"logging off: {results['rps_off']:.0f} req/s, on: {results['rps_on']:.0f} req/s "
-        f"(cost {results['throughput_cost_pct']:.1f}% of throughput)\n"
+        f"(cost {results['throughput_cost_pct']:.1f}% of throughput, the embedded database "
+        f"sharing the 2 cores included)\n"
+        f"proxy worker CPU per request: off {results['worker_cpu_us_off']:.0f} us, "
+        f"on {results['worker_cpu_us_on']:.0f} us "
+        f"(+{(results['worker_cpu_us_on'] / results['worker_cpu_us_off'] - 1) * 100:.0f}%)\n"
         f"added by logging, sequential: p50 {seq['added_p50']:.2f} ms, "
         f"p99 {seq['added_p99']:.2f} ms; "
         f"at concurrency 64: p50 {c64['added_p50']:.2f} ms, p99 {c64['added_p99']:.2f} ms\n"

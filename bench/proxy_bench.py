@@ -72,6 +72,12 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def worker_pid(manager_pid: int) -> int:
     """The serving worker: the proxy always runs under Sanic's process manager."""
     for child in Path(f"/proc/{manager_pid}/task/{manager_pid}/children").read_text().split():

@@ -55,6 +55,9 @@ class Exchange:
     stream_error: dict[str, Any] | None = None
     stream_complete: bool = False
     observer_error: str | None = None
+    # Parsed non-SSE response JSON, cached by streaming.usage.response_message.
+    response_json: dict[str, Any] | None = None
+    response_parsed: bool = False
 
     ttfb_ms: float | None = None
     duration_ms: float | None = None

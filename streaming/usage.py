@@ -40,14 +40,15 @@ def response_message(exchange: Exchange) -> dict[str, Any] | None:
     """The Messages API response as the client got it (folded from SSE, or the JSON)."""
     if exchange.message is not None:
         return exchange.message
-    body = decoded_body(exchange)
-    if not body:
-        return None
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return None
-    return parsed if isinstance(parsed, dict) else None
+    if not exchange.response_parsed:  # parsed once, for the metrics and the log
+        exchange.response_parsed = True
+        body = decoded_body(exchange)
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:
+            parsed = None
+        exchange.response_json = parsed if isinstance(parsed, dict) else None
+    return exchange.response_json
 
 
 def _int(value: object) -> int:
