@@ -9,7 +9,7 @@ import sys
 from sanic import Sanic
 
 from control.routing import ConfigError, RoutingConfig, load_config
-from handlers import health, metrics, proxy, requests, spec
+from handlers import conversations, health, metrics, proxy, requests, spec, stats
 from handlers import settings as settings_api
 from runtime.dashboard_guard import install_dashboard_guard
 from runtime.errors import AnthropicErrorHandler
@@ -49,7 +49,16 @@ def create_app(settings: Settings | None = None, routing: RoutingConfig | None =
             "API_VERSION": "1.0.0",
         }
     )
-    for blueprint in (proxy.bp, health.bp, metrics.bp, spec.bp, requests.bp, settings_api.bp):
+    for blueprint in (
+        proxy.bp,
+        health.bp,
+        metrics.bp,
+        spec.bp,
+        requests.bp,
+        settings_api.bp,
+        stats.bp,
+        conversations.bp,
+    ):
         app.blueprint(blueprint)
     install_dashboard_guard(app, settings)
     register_listeners(app, settings, routing)

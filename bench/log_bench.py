@@ -125,6 +125,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "rps_off": off["rps"],
         "rps_on": on["rps"],
         "throughput_cost_pct": (1 - on["rps"] / off["rps"]) * 100,
+        "worker_cpu_us_off": off["cpu_us_per_request"],
+        "worker_cpu_us_on": on["cpu_us_per_request"],
         "sequential_ms": summary(off["sequential"], on["sequential"]),
         "concurrency64_ms": summary(off["latencies"], on["latencies"]),
         "writer_docs_per_s": rate,

@@ -20,9 +20,11 @@ from metrics import registry as m
 from runtime.settings import Settings
 from storage.embedded import publish, published, start_embedded
 from storage.journal import Journal
-from storage.mongo import REQUESTS, connect, ensure_indexes
+from storage.mongo import REQUESTS, connect, ensure_indexes, ensure_rollup_indexes
 from storage.pricing import PriceTable
 from storage.requests_repo import RequestsRepo
+from storage.rollups import ROLLUPS
+from storage.stats_service import StatsService
 from storage.writer import LogWriter, WriterStats
 
 logger = logging.getLogger("proxy.storage")
@@ -62,6 +64,7 @@ def register_storage(app: Sanic, settings: Settings) -> None:
         db = client[settings.mongodb_database]
         try:
             await ensure_indexes(db[REQUESTS], settings.log_retention_days)
+            await ensure_rollup_indexes(db[ROLLUPS])
         except PyMongoError as exc:  # down at start: the writer journals until it is back
             logger.warning("could not create indexes now (%s); will serve and journal", exc)
         writer = LogWriter(
@@ -79,6 +82,7 @@ def register_storage(app: Sanic, settings: Settings) -> None:
         store.start()
         app.ctx.mongo, app.ctx.db, app.ctx.writer = client, db, writer
         app.ctx.requests_repo = RequestsRepo(db)
+        app.ctx.stats = StatsService(db)
         app.ctx.settings_store = store
 
     @app.after_server_stop

@@ -50,3 +50,14 @@ async def ensure_indexes(requests: AsyncCollection[Any], retention_days: int | N
             )
         except OperationFailure as exc:
             logger.error("could not create the retention (TTL) index: %s", exc)
+
+
+async def ensure_rollup_indexes(rollups: AsyncCollection[Any]) -> None:
+    # Every stats query is a range on t within one tier and cuboid.
+    await rollups.create_indexes(
+        [
+            IndexModel(
+                [("tier", ASCENDING), ("cuboid", ASCENDING), ("t", ASCENDING)], name="tier_cuboid_t"
+            )
+        ]
+    )

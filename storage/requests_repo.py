@@ -11,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from storage import queries as q
 from storage.bodies import delete_all_bodies, load_bodies
 from storage.mongo import REQUESTS
+from storage.rollups import ROLLUPS
 
 
 class RequestsRepo:
@@ -61,6 +62,7 @@ class RequestsRepo:
     async def delete_all(self) -> int:
         result = await self._requests.delete_many({})
         await delete_all_bodies(self._db)
+        await self._db[ROLLUPS].delete_many({})  # the stats were derived from them
         return result.deleted_count
 
 

@@ -32,6 +32,8 @@ from storage.document import build_document
 from storage.journal import Journal
 from storage.mongo import REQUESTS
 from storage.pricing import PriceTable
+from storage.rollup_writer import RollupWriter
+from storage.rollups import ROLLUPS
 from streaming.exchange import Exchange
 
 logger = logging.getLogger("proxy.writer")
@@ -73,6 +75,7 @@ class LogWriter:
     ) -> None:
         self._db = db
         self._requests = db[REQUESTS]
+        self._rollups = RollupWriter(db[ROLLUPS])
         self._journal = journal
         self._prices = prices
         self._queue: asyncio.Queue[Exchange] = asyncio.Queue(maxsize=queue_max)
@@ -112,6 +115,12 @@ class LogWriter:
                     await self._write(self._take_batch())
                 self._down_until = 0.0
                 await self._replay()
+                if self._rollups.pending and not await self._rollups.apply([]):
+                    logger.error(
+                        "%d rollup updates could not be written; run "
+                        "`python -m storage.rebuild_rollups` to repair the stats",
+                        self._rollups.pending,
+                    )
         except TimeoutError:
             logger.warning("writer flush timed out; journaling what is left")
         finally:
@@ -148,6 +157,8 @@ class LogWriter:
                     await self._write(batch)
                 if time.monotonic() >= self._down_until:
                     await self._replay()
+                    if self._rollups.pending:
+                        await self._rollups.apply([])
             except asyncio.CancelledError:
                 if batch:  # taken from the queue but not yet written: keep it
                     self._journal.append([self._document(e) for e in batch])
@@ -179,7 +190,7 @@ class LogWriter:
             await self._to_journal(documents)
             return
         try:
-            await self._insert(documents)
+            await self.insert_documents(documents)
         except PyMongoError as exc:
             self._mark_down(exc)
             await self._to_journal(documents)
@@ -192,10 +203,14 @@ class LogWriter:
         await asyncio.to_thread(self._journal.append, documents)
         self._journaled += len(documents)
 
-    async def _insert(self, documents: list[dict[str, Any]]) -> None:
+    async def insert_documents(self, documents: list[dict[str, Any]]) -> None:
+        """Store finished documents and count them into the rollups (the bulk path
+        the writer, the journal replay and bulk loads share). Raises PyMongoError
+        when MongoDB did not take them."""
         if not documents:
             return
         stored = [await offload_bodies(self._db, d) for d in documents]
+        inserted = documents
         try:
             await self._requests.insert_many(stored, ordered=False)
         except BulkWriteError as exc:
@@ -204,7 +219,11 @@ class LogWriter:
                 "writeConcernErrors"
             ):
                 raise
-            # Duplicates only: those records were stored by an earlier attempt.
+            # Duplicates only: those records were stored (and counted) by an
+            # earlier attempt.
+            duplicates = {e["index"] for e in errors}
+            inserted = [d for i, d in enumerate(documents) if i not in duplicates]
+        await self._rollups.apply(inserted)
 
     async def _replay(self) -> None:
         files = await asyncio.to_thread(self._replay_candidates)
@@ -212,7 +231,7 @@ class LogWriter:
             documents = list(await asyncio.to_thread(lambda f=file: list(Journal.read(f))))
             try:
                 for start in range(0, len(documents), self._batch_max):
-                    await self._insert(documents[start : start + self._batch_max])
+                    await self.insert_documents(documents[start : start + self._batch_max])
             except PyMongoError as exc:
                 self._mark_down(exc)
                 return

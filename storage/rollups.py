@@ -1,0 +1,240 @@
+"""Rollups: request documents folded into per-bucket counters (pure).
+
+One rollup document per (tier, bucket start, cuboid, model, organization). The
+cuboids are the groupings the stats serve, so an unfiltered 30-day hourly chart
+reads 720 small documents however many requests were logged:
+
+- `""`   everything           (time series, totals)
+- `"m"`  per model            (model tables, model filter, latency)
+- `"o"`  per organization     (org filter, rate limits, the organization list)
+- `"mo"` per model and org    (model tables and latency under an org filter)
+
+Counters are `$inc`'d, rate-limit headroom `$min`'d and utilization `$max`'d, so
+applying the deltas of a batch is one unordered bulk of upserts, and applying
+them in any order or grouping gives the same rollups. Status classes are
+counters inside a document (`status.2xx` ...), not a dimension: that keeps the
+documents per bucket few.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import UpdateOne
+
+from storage.timebuckets import TIERS, Tier, epoch, tier_start
+
+ROLLUPS = "rollups"
+CUBOIDS: tuple[str, ...] = ("", "m", "o", "mo")
+UNKNOWN_MODEL = "unknown"
+
+# Latency histograms: bucket i holds values in [BASE**i, BASE**(i+1)) ms, bucket 0
+# also everything below 1 ms. BASE = 2**(1/4): ~19 % wide buckets, 84 of them
+# reach past 1800 s. Percentiles interpolate inside a bucket.
+HIST_BASE = 2**0.25
+HIST_BUCKETS = 85
+
+# Rate-limit fields: (request-document field, rollup field, how buckets combine).
+RATE_LIMIT_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("requestsRemaining", "requestsRemainingMin", "$min"),
+    ("tokensRemaining", "tokensRemainingMin", "$min"),
+    ("inputTokensRemaining", "inputTokensRemainingMin", "$min"),
+    ("outputTokensRemaining", "outputTokensRemainingMin", "$min"),
+    ("unifiedUtilization5h", "unifiedUtilization5hMax", "$max"),
+    ("unifiedUtilization7d", "unifiedUtilization7dMax", "$max"),
+)
+
+COUNTERS: tuple[str, ...] = (
+    "requests",
+    "errors",
+    "input",
+    "output",
+    "cacheWrite",
+    "cacheWrite5m",
+    "cacheWrite1h",
+    "cacheRead",
+    "tokens",
+    "costUsd",
+    "unpriced",
+    "rtSum",
+    "rtCount",
+    "ttfbSum",
+    "ttfbCount",
+)
+
+
+def hist_index(ms: float) -> int:
+    if ms < 1:
+        return 0
+    return min(HIST_BUCKETS - 1, int(math.log(ms, HIST_BASE)))
+
+
+def hist_bounds(index: int) -> tuple[float, float]:
+    low = 0.0 if index == 0 else HIST_BASE**index
+    return low, HIST_BASE ** (index + 1)
+
+
+def percentile(histogram: dict[int, int], q: float) -> float | None:
+    """The q-quantile (0..1) of a histogram, interpolated within its bucket."""
+    total = sum(histogram.values())
+    if total == 0:
+        return None
+    rank = q * total
+    seen = 0
+    for index in sorted(histogram):
+        count = histogram[index]
+        if count and seen + count >= rank:
+            low, high = hist_bounds(index)
+            return low + (high - low) * max(0.0, rank - seen) / count
+        seen += count
+    return hist_bounds(max(histogram))[1]
+
+
+@dataclass(slots=True)
+class Delta:
+    """What one rollup document gains from some request documents."""
+
+    key: dict[str, Any]
+    inc: dict[str, float] = field(default_factory=dict)
+    low: dict[str, float] = field(default_factory=dict)
+    high: dict[str, float] = field(default_factory=dict)
+
+    def merge(self, other: Delta) -> None:
+        for name, value in other.inc.items():
+            self.inc[name] = self.inc.get(name, 0) + value
+        for name, value in other.low.items():
+            self.low[name] = min(self.low.get(name, value), value)
+        for name, value in other.high.items():
+            self.high[name] = max(self.high.get(name, value), value)
+
+    def update(self) -> UpdateOne:
+        change: dict[str, Any] = {"$inc": dict(self.inc), "$setOnInsert": dict(self.key)}
+        if self.low:
+            change["$min"] = dict(self.low)
+        if self.high:
+            change["$max"] = dict(self.high)
+        return UpdateOne({"_id": rollup_id(self.key)}, change, upsert=True)
+
+
+def rollup_id(key: dict[str, Any]) -> str:
+    return json.dumps(
+        [key["tier"], epoch(key["t"]), key["cuboid"], key["model"], key["org"]],
+        separators=(",", ":"),
+    )
+
+
+def status_class(status: object) -> str:
+    return f"{status // 100}xx" if isinstance(status, int) and 100 <= status < 600 else "none"
+
+
+def is_error(document: dict[str, Any]) -> bool:
+    status = document.get("statusCode")
+    return not isinstance(status, int) or status >= 400 or document.get("outcome") != "completed"
+
+
+def _counters(document: dict[str, Any]) -> dict[str, float]:
+    usage = document.get("usage") or {}
+    creation = usage.get("cache_creation") or {}
+    cost = (document.get("cost") or {}).get("usd")
+    inc: dict[str, float] = {
+        "requests": 1,
+        "errors": int(is_error(document)),
+        "input": usage.get("input_tokens", 0),
+        "output": usage.get("output_tokens", 0),
+        "cacheWrite": usage.get("cache_creation_input_tokens", 0),
+        "cacheWrite5m": creation.get("ephemeral_5m_input_tokens", 0),
+        "cacheWrite1h": creation.get("ephemeral_1h_input_tokens", 0),
+        "cacheRead": usage.get("cache_read_input_tokens", 0),
+        "tokens": document.get("tokens") or 0,
+        "costUsd": cost or 0.0,
+        "unpriced": int(bool(document.get("unpriced"))),
+        f"status.{status_class(document.get('statusCode'))}": 1,
+    }
+    for name, value in (
+        ("rt", document.get("responseTime")),
+        ("ttfb", document.get("timeToFirstByte")),
+    ):
+        if isinstance(value, int | float):
+            inc[f"{name}Sum"] = value
+            inc[f"{name}Count"] = 1
+    return {k: v for k, v in inc.items() if v}
+
+
+def _histograms(document: dict[str, Any]) -> dict[str, float]:
+    inc: dict[str, float] = {}
+    for name, value in (
+        ("rtH", document.get("responseTime")),
+        ("ttfbH", document.get("timeToFirstByte")),
+    ):
+        if isinstance(value, int | float):
+            inc[f"{name}.{hist_index(value)}"] = 1
+    return inc
+
+
+def _rate_limits(document: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
+    info = (document.get("response") or {}).get("rateLimit") or {}
+    low: dict[str, float] = {}
+    high: dict[str, float] = {}
+    for source, target, op in RATE_LIMIT_FIELDS:
+        value = info.get(source)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            (low if op == "$min" else high)[f"rl.{target}"] = value
+    return low, high
+
+
+def _finest(document: dict[str, Any]) -> Delta:
+    """The document as a minute-tier, per-model-and-organization delta."""
+    low, high = _rate_limits(document)
+    inc = _counters(document)
+    inc.update(_histograms(document))
+    key = {
+        "tier": TIERS[0].name,
+        "t": tier_start(document["timestamp"], TIERS[0]),
+        "cuboid": "mo",
+        "model": document.get("model") or UNKNOWN_MODEL,
+        "org": document.get("organizationId"),
+    }
+    return Delta(key, inc, low, high)
+
+
+def _coarsen(finest: Delta, tier: Tier, cuboid: str) -> Delta:
+    key = {
+        "tier": tier.name,
+        "t": tier_start(finest.key["t"], tier),
+        "cuboid": cuboid,
+        "model": finest.key["model"] if "m" in cuboid else None,
+        "org": finest.key["org"] if "o" in cuboid else None,
+    }
+    if "m" in cuboid:  # latency is read per model only
+        inc = dict(finest.inc)
+    else:
+        inc = {k: v for k, v in finest.inc.items() if not k.startswith(("rtH.", "ttfbH."))}
+    if "o" in cuboid:  # headroom is per organization
+        return Delta(key, inc, dict(finest.low), dict(finest.high))
+    return Delta(key, inc)
+
+
+def fold(documents: Iterable[dict[str, Any]]) -> list[Delta]:
+    """The merged deltas of many request documents, one per rollup document they
+    count into. Requests are merged at the finest grain first, so a batch costs
+    one small dict per request plus one per rollup document touched."""
+    finest: dict[str, Delta] = {}
+    for document in documents:
+        merge_into(finest, [_finest(document)])
+    merged: dict[str, Delta] = {}
+    for delta in finest.values():
+        merge_into(merged, [_coarsen(delta, tier, cuboid) for tier in TIERS for cuboid in CUBOIDS])
+    return list(merged.values())
+
+
+def merge_into(pending: dict[str, Delta], deltas: Iterable[Delta]) -> None:
+    for delta in deltas:
+        key = rollup_id(delta.key)
+        if key in pending:
+            pending[key].merge(delta)
+        else:
+            pending[key] = delta

@@ -1,0 +1,157 @@
+"""Aggregation pipelines for the stats, as data built by pure functions.
+
+Every standard stat reads the `rollups` collection (storage/rollups.py) through
+the `(tier, cuboid, t)` index; only the latest rate-limit state per organization
+reads request documents, one index-backed `find` per organization.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from storage.rollups import COUNTERS, HIST_BUCKETS, RATE_LIMIT_FIELDS
+from storage.timebuckets import Segment, Tier
+
+STATUS_CLASSES: tuple[str, ...] = ("1xx", "2xx", "3xx", "4xx", "5xx", "none")
+
+
+def cuboid_for(*, by_model: bool, model: str | None, org: str | None) -> str:
+    """The smallest set of rollup documents that can answer a query."""
+    return ("m" if by_model or model else "") + ("o" if org else "")
+
+
+def _filters(cuboid: str, model: str | None, org: str | None) -> dict[str, Any]:
+    match: dict[str, Any] = {"cuboid": cuboid}
+    if model:
+        match["model"] = model
+    if org:
+        match["org"] = org
+    return match
+
+
+def _range(tier: Tier, start: datetime, end: datetime) -> dict[str, Any]:
+    return {"tier": tier.name, "t": {"$gte": start, "$lt": end}}
+
+
+def segments_match(
+    segments: list[Segment], cuboid: str, model: str | None, org: str | None
+) -> dict[str, Any]:
+    ranges = [_range(s.tier, s.start, s.end) for s in segments]
+    match = _filters(cuboid, model, org)
+    if len(ranges) == 1:
+        return {"$match": {**ranges[0], **match}}
+    return {"$match": {"$or": ranges, **match}}
+
+
+def counter_sums() -> dict[str, Any]:
+    sums: dict[str, Any] = {name: {"$sum": f"${name}"} for name in COUNTERS}
+    for status in STATUS_CLASSES:
+        sums[f"status_{status}"] = {"$sum": f"$status.{status}"}
+    return sums
+
+
+def series(
+    tier: Tier,
+    start: datetime,
+    end: datetime,
+    *,
+    model: str | None = None,
+    org: str | None = None,
+) -> list[dict[str, Any]]:
+    """Counters per rollup bucket start in [start, end); the caller folds them
+    into display buckets (a `$bucket` with hundreds of boundaries is slow on the
+    development database, and the fold is a few hundred rows)."""
+    cuboid = cuboid_for(by_model=False, model=model, org=org)
+    return [
+        {"$match": {**_range(tier, start, end), **_filters(cuboid, model, org)}},
+        {"$group": {"_id": "$t", **counter_sums()}},
+        {"$sort": {"_id": 1}},
+    ]
+
+
+def totals_by_model(
+    segments: list[Segment], *, model: str | None = None, org: str | None = None
+) -> list[dict[str, Any]]:
+    cuboid = cuboid_for(by_model=True, model=model, org=org)
+    return [
+        segments_match(segments, cuboid, model, org),
+        {"$group": {"_id": "$model", **counter_sums()}},
+        {"$sort": {"tokens": -1, "_id": 1}},
+    ]
+
+
+def latency_by_model(
+    segments: list[Segment], *, model: str | None = None, org: str | None = None
+) -> list[dict[str, Any]]:
+    cuboid = cuboid_for(by_model=True, model=model, org=org)
+    histograms: dict[str, Any] = {}
+    for name in ("rtH", "ttfbH"):
+        for index in range(HIST_BUCKETS):
+            histograms[f"{name}_{index}"] = {"$sum": f"${name}.{index}"}
+    return [
+        segments_match(segments, cuboid, model, org),
+        {
+            "$group": {
+                "_id": "$model",
+                "requests": {"$sum": "$requests"},
+                "rtSum": {"$sum": "$rtSum"},
+                "rtCount": {"$sum": "$rtCount"},
+                "ttfbSum": {"$sum": "$ttfbSum"},
+                "ttfbCount": {"$sum": "$ttfbCount"},
+                **histograms,
+            }
+        },
+        {"$sort": {"_id": 1}},
+    ]
+
+
+def rate_limit_series(
+    tier: Tier, start: datetime, end: datetime, *, org: str | None = None
+) -> list[dict[str, Any]]:
+    accumulators: dict[str, Any] = {
+        target: {op: f"$rl.{target}"} for _, target, op in RATE_LIMIT_FIELDS
+    }
+    return [
+        {"$match": {**_range(tier, start, end), **_filters("o", None, org)}},
+        {"$group": {"_id": {"org": "$org", "t": "$t"}, **accumulators}},
+        {"$sort": {"_id.t": 1}},
+    ]
+
+
+def organizations() -> list[dict[str, Any]]:
+    """Distinct organizations, from the daily per-organization rollups (a few
+    documents per day, however many requests)."""
+    return [
+        {"$match": {"tier": "d", "cuboid": "o", "org": {"$type": "string"}}},
+        {"$group": {"_id": "$org"}},
+        {"$sort": {"_id": 1}},
+    ]
+
+
+def latest_rate_limit_filter(org: str | None, start: datetime, end: datetime) -> dict[str, Any]:
+    """Newest request of an organization that carried rate-limit headers; served
+    by the (organizationId, timestamp) index."""
+    return {
+        "organizationId": org,
+        "timestamp": {"$gte": start, "$lt": end},
+        "response.rateLimit": {"$type": "object"},
+    }
+
+
+LATEST_RATE_LIMIT_PROJECTION: dict[str, int] = {
+    "_id": 0,
+    "timestamp": 1,
+    "organizationId": 1,
+    "response.rateLimit": 1,
+}
+
+
+def totals(
+    segments: list[Segment], *, model: str | None = None, org: str | None = None
+) -> list[dict[str, Any]]:
+    cuboid = cuboid_for(by_model=False, model=model, org=org)
+    return [
+        segments_match(segments, cuboid, model, org),
+        {"$group": {"_id": None, **counter_sums()}},
+    ]

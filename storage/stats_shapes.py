@@ -1,0 +1,139 @@
+"""Rollup sums → the rows the stats API returns (pure).
+
+Every row carries the token split, cost, requests and errors; time rows also
+carry `ts` (bucket start, epoch ms) for Grafana's Infinity data source.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from storage.rollups import COUNTERS, HIST_BUCKETS, percentile
+from storage.stats_pipelines import STATUS_CLASSES
+
+
+def empty_sums() -> dict[str, float]:
+    sums = dict.fromkeys(COUNTERS, 0)
+    sums.update({f"status_{s}": 0 for s in STATUS_CLASSES})
+    return sums
+
+
+def add(into: dict[str, float], row: dict[str, Any]) -> None:
+    for name in into:
+        into[name] += row.get(name) or 0
+
+
+def split(sums: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "tokens": int(sums.get("tokens") or 0),
+        "input_tokens": int(sums.get("input") or 0),
+        "output_tokens": int(sums.get("output") or 0),
+        "cache_creation_tokens": int(sums.get("cacheWrite") or 0),
+        "cache_creation_5m_tokens": int(sums.get("cacheWrite5m") or 0),
+        "cache_creation_1h_tokens": int(sums.get("cacheWrite1h") or 0),
+        "cache_read_tokens": int(sums.get("cacheRead") or 0),
+        "cost_usd": round(float(sums.get("costUsd") or 0), 9),
+        "unpriced_requests": int(sums.get("unpriced") or 0),
+        "requests": int(sums.get("requests") or 0),
+        "errors": int(sums.get("errors") or 0),
+        **{f"status_{s}": int(sums.get(f"status_{s}") or 0) for s in STATUS_CLASSES},
+    }
+
+
+def ts(instant: datetime) -> int:
+    return int(instant.timestamp() * 1000)
+
+
+def iso(instant: datetime) -> str:
+    return instant.isoformat().replace("+00:00", "Z")
+
+
+def fold_series(rows: list[dict[str, Any]], boundaries: list[datetime]) -> list[dict[str, float]]:
+    """Rollup rows (`_id` = rollup bucket start) summed into the display buckets
+    [boundaries[i], boundaries[i+1]); buckets without data are zeros."""
+    buckets = [empty_sums() for _ in boundaries[:-1]]
+    for row in rows:
+        index = bisect_right(boundaries, _aware(row["_id"])) - 1
+        if 0 <= index < len(buckets):
+            add(buckets[index], row)
+    return buckets
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def daily_rows(
+    buckets: list[dict[str, float]], boundaries: list[datetime], tz: ZoneInfo
+) -> list[dict[str, Any]]:
+    return [
+        {"date": start.astimezone(tz).date().isoformat(), "ts": ts(start), **split(sums)}
+        for start, sums in zip(boundaries, buckets, strict=False)
+    ]
+
+
+def hourly_rows(
+    buckets: list[dict[str, float]], boundaries: list[datetime], tz: ZoneInfo
+) -> list[dict[str, Any]]:
+    rows = []
+    for start, sums in zip(boundaries, buckets, strict=False):
+        local = start.astimezone(tz)
+        rows.append(
+            {
+                "hour": local.hour,
+                "label": local.strftime("%Y-%m-%d %H:%M"),
+                "ts": ts(start),
+                **split(sums),
+            }
+        )
+    return rows
+
+
+def model_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {"model": row["_id"], **split(row)}
+
+
+def seed_model_entry(row: dict[str, Any]) -> dict[str, Any]:
+    """The seed's `requests_by_model` value, plus the split and cost."""
+    fields = split(row)
+    return {
+        "request_count": fields["requests"],
+        "input_tokens": fields["input_tokens"],
+        "output_tokens": fields["output_tokens"],
+        "cache_tokens": fields["cache_creation_tokens"] + fields["cache_read_tokens"],
+        "cache_creation_tokens": fields["cache_creation_tokens"],
+        "cache_read_tokens": fields["cache_read_tokens"],
+        "tokens": fields["tokens"],
+        "cost_usd": fields["cost_usd"],
+        "errors": fields["errors"],
+    }
+
+
+def _histogram(row: dict[str, Any], name: str) -> dict[int, int]:
+    return {
+        i: int(row.get(f"{name}_{i}") or 0) for i in range(HIST_BUCKETS) if row.get(f"{name}_{i}")
+    }
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def latency_row(row: dict[str, Any]) -> dict[str, Any]:
+    rt, ttfb = _histogram(row, "rtH"), _histogram(row, "ttfbH")
+    rt_n, ttfb_n = row.get("rtCount") or 0, row.get("ttfbCount") or 0
+    return {
+        "model": row["_id"],
+        "requests": int(row.get("requests") or 0),
+        "avg_ms": _ms(row["rtSum"] / rt_n) if rt_n else None,
+        "p50_ms": _ms(percentile(rt, 0.50)),
+        "p95_ms": _ms(percentile(rt, 0.95)),
+        "p99_ms": _ms(percentile(rt, 0.99)),
+        "ttfb_avg_ms": _ms(row["ttfbSum"] / ttfb_n) if ttfb_n else None,
+        "ttfb_p50_ms": _ms(percentile(ttfb, 0.50)),
+        "ttfb_p95_ms": _ms(percentile(ttfb, 0.95)),
+        "ttfb_p99_ms": _ms(percentile(ttfb, 0.99)),
+    }
