@@ -48,6 +48,19 @@ RATE_LIMIT_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("unifiedUtilization7d", "unifiedUtilization7dMax", "$max"),
 )
 
+# The newest rate-limit state per organization, kept whole (`rl.last`).
+LATEST_FIELDS: tuple[str, ...] = (
+    "requestsLimit",
+    "requestsRemaining",
+    "tokensLimit",
+    "tokensRemaining",
+    "inputTokensRemaining",
+    "outputTokensRemaining",
+    "unifiedStatus",
+    "unifiedUtilization5h",
+    "unifiedUtilization7d",
+)
+
 COUNTERS: tuple[str, ...] = (
     "requests",
     "errors",
@@ -100,8 +113,8 @@ class Delta:
 
     key: dict[str, Any]
     inc: dict[str, float] = field(default_factory=dict)
-    low: dict[str, float] = field(default_factory=dict)
-    high: dict[str, float] = field(default_factory=dict)
+    low: dict[str, Any] = field(default_factory=dict)
+    high: dict[str, Any] = field(default_factory=dict)
 
     def merge(self, other: Delta) -> None:
         for name, value in other.inc.items():
@@ -109,7 +122,8 @@ class Delta:
         for name, value in other.low.items():
             self.low[name] = min(self.low.get(name, value), value)
         for name, value in other.high.items():
-            self.high[name] = max(self.high.get(name, value), value)
+            old = self.high.get(name)
+            self.high[name] = value if old is None else _greater(old, value)
 
     def update(self) -> UpdateOne:
         change: dict[str, Any] = {"$inc": dict(self.inc), "$setOnInsert": dict(self.key)}
@@ -118,6 +132,14 @@ class Delta:
         if self.high:
             change["$max"] = dict(self.high)
         return UpdateOne({"_id": rollup_id(self.key)}, change, upsert=True)
+
+
+def _greater(a: Any, b: Any) -> Any:
+    """`$max` as MongoDB applies it: numbers by value, the `rl.last` snapshots
+    (documents whose first field is `at`) by time."""
+    if isinstance(a, dict):
+        return b if epoch(b["at"]) >= epoch(a["at"]) else a
+    return max(a, b)
 
 
 def rollup_id(key: dict[str, Any]) -> str:
@@ -175,14 +197,19 @@ def _histograms(document: dict[str, Any]) -> dict[str, float]:
     return inc
 
 
-def _rate_limits(document: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
+def _rate_limits(document: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     info = (document.get("response") or {}).get("rateLimit") or {}
-    low: dict[str, float] = {}
-    high: dict[str, float] = {}
+    low: dict[str, Any] = {}
+    high: dict[str, Any] = {}
     for source, target, op in RATE_LIMIT_FIELDS:
         value = info.get(source)
         if isinstance(value, int | float) and not isinstance(value, bool):
             (low if op == "$min" else high)[f"rl.{target}"] = value
+    snapshot = {name: info[name] for name in LATEST_FIELDS if info.get(name) is not None}
+    if snapshot:
+        # `at` first: MongoDB's $max compares documents field by field, so the
+        # newest snapshot wins in updates and in `$group`.
+        high["rl.last"] = {"at": document["timestamp"], **snapshot}
     return low, high
 
 

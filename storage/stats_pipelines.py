@@ -34,14 +34,18 @@ def _range(tier: Tier, start: datetime, end: datetime) -> dict[str, Any]:
     return {"tier": tier.name, "t": {"$gte": start, "$lt": end}}
 
 
-def segments_match(
-    segments: list[Segment], cuboid: str, model: str | None, org: str | None
+def segment_match(
+    segment: Segment, cuboid: str, model: str | None, org: str | None
 ) -> dict[str, Any]:
-    ranges = [_range(s.tier, s.start, s.end) for s in segments]
-    match = _filters(cuboid, model, org)
-    if len(ranges) == 1:
-        return {"$match": {**ranges[0], **match}}
-    return {"$match": {"$or": ranges, **match}}
+    """One tier's range: the index `(tier, cuboid, t)` serves it. A range spanning
+    tiers is one pipeline per segment (an `$or` of ranges is not index-backed on
+    the development database), merged by `stats_shapes.merge_rows`."""
+    return {
+        "$match": {
+            **_range(segment.tier, segment.start, segment.end),
+            **_filters(cuboid, model, org),
+        }
+    }
 
 
 def counter_sums() -> dict[str, Any]:
@@ -59,30 +63,33 @@ def series(
     model: str | None = None,
     org: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Counters per rollup bucket start in [start, end); the caller folds them
-    into display buckets (a `$bucket` with hundreds of boundaries is slow on the
-    development database, and the fold is a few hundred rows)."""
+    """The rollup documents of [start, end), one per rollup bucket (the cuboid and
+    the filters pin model and organization), for the caller to fold into display
+    buckets. No `$group` or `$bucket`: the documents are already sums, and both
+    stages slow down with thousands of groups on the development database."""
     cuboid = cuboid_for(by_model=False, model=model, org=org)
+    fields: dict[str, Any] = {"_id": "$t", **{name: 1 for name in COUNTERS}}
+    fields.update({f"status_{s}": f"$status.{s}" for s in STATUS_CLASSES})
     return [
         {"$match": {**_range(tier, start, end), **_filters(cuboid, model, org)}},
-        {"$group": {"_id": "$t", **counter_sums()}},
+        {"$project": fields},
         {"$sort": {"_id": 1}},
     ]
 
 
 def totals_by_model(
-    segments: list[Segment], *, model: str | None = None, org: str | None = None
+    segment: Segment, *, model: str | None = None, org: str | None = None
 ) -> list[dict[str, Any]]:
     cuboid = cuboid_for(by_model=True, model=model, org=org)
     return [
-        segments_match(segments, cuboid, model, org),
+        segment_match(segment, cuboid, model, org),
         {"$group": {"_id": "$model", **counter_sums()}},
         {"$sort": {"tokens": -1, "_id": 1}},
     ]
 
 
 def latency_by_model(
-    segments: list[Segment], *, model: str | None = None, org: str | None = None
+    segment: Segment, *, model: str | None = None, org: str | None = None
 ) -> list[dict[str, Any]]:
     cuboid = cuboid_for(by_model=True, model=model, org=org)
     histograms: dict[str, Any] = {}
@@ -90,7 +97,7 @@ def latency_by_model(
         for index in range(HIST_BUCKETS):
             histograms[f"{name}_{index}"] = {"$sum": f"${name}.{index}"}
     return [
-        segments_match(segments, cuboid, model, org),
+        segment_match(segment, cuboid, model, org),
         {
             "$group": {
                 "_id": "$model",
@@ -129,29 +136,20 @@ def organizations() -> list[dict[str, Any]]:
     ]
 
 
-def latest_rate_limit_filter(org: str | None, start: datetime, end: datetime) -> dict[str, Any]:
-    """Newest request of an organization that carried rate-limit headers; served
-    by the (organizationId, timestamp) index."""
-    return {
-        "organizationId": org,
-        "timestamp": {"$gte": start, "$lt": end},
-        "response.rateLimit": {"$type": "object"},
-    }
-
-
-LATEST_RATE_LIMIT_PROJECTION: dict[str, int] = {
-    "_id": 0,
-    "timestamp": 1,
-    "organizationId": 1,
-    "response.rateLimit": 1,
-}
+def latest_rate_limits(segment: Segment, *, org: str | None = None) -> list[dict[str, Any]]:
+    """The newest rate-limit snapshot per organization in a segment: `$max` of
+    `rl.last` (snapshots compare by their first field, `at`)."""
+    return [
+        segment_match(segment, "o", None, org),
+        {"$group": {"_id": "$org", "last": {"$max": "$rl.last"}}},
+    ]
 
 
 def totals(
-    segments: list[Segment], *, model: str | None = None, org: str | None = None
+    segment: Segment, *, model: str | None = None, org: str | None = None
 ) -> list[dict[str, Any]]:
     cuboid = cuboid_for(by_model=False, model=model, org=org)
     return [
-        segments_match(segments, cuboid, model, org),
+        segment_match(segment, cuboid, model, org),
         {"$group": {"_id": None, **counter_sums()}},
     ]

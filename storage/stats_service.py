@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from bisect import bisect_right
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,9 +13,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from storage import stats_pipelines as p
 from storage import stats_shapes as shape
-from storage.mongo import REQUESTS
-from storage.rollups import RATE_LIMIT_FIELDS, ROLLUPS
+from storage.rollups import LATEST_FIELDS, RATE_LIMIT_FIELDS, ROLLUPS
 from storage.timebuckets import (
+    Segment,
     bucket_starts,
     decompose,
     finest_common_tier,
@@ -23,26 +25,23 @@ from storage.timebuckets import (
 # /api/stats without a start date: everything (the daily tier makes it cheap).
 BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
 
-_RATE_LIMIT_LATEST = (
-    "requestsLimit",
-    "requestsRemaining",
-    "tokensLimit",
-    "tokensRemaining",
-    "inputTokensRemaining",
-    "outputTokensRemaining",
-    "unifiedStatus",
-    "unifiedUtilization5h",
-    "unifiedUtilization7d",
-)
-
 
 class StatsService:
     def __init__(self, db: AsyncDatabase[Any]) -> None:
         self._rollups = db[ROLLUPS]
-        self._requests = db[REQUESTS]
 
     async def _run(self, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return await (await self._rollups.aggregate(pipeline)).to_list(None)
+
+    async def _over(
+        self,
+        build: Callable[[Segment], list[dict[str, Any]]],
+        start: datetime,
+        end: datetime,
+    ) -> list[dict[str, Any]]:
+        """One pipeline per rollup tier the range spans, run together, merged."""
+        results = await asyncio.gather(*(self._run(build(s)) for s in decompose(start, end)))
+        return shape.merge_rows(list(results))
 
     async def _series(
         self,
@@ -61,7 +60,7 @@ class StatsService:
     async def _totals(
         self, start: datetime, end: datetime, model: str | None, org: str | None
     ) -> dict[str, Any]:
-        rows = await self._run(p.totals(decompose(start, end), model=model, org=org))
+        rows = await self._over(lambda s: p.totals(s, model=model, org=org), start, end)
         return shape.split(rows[0] if rows else {})
 
     # ---- the seed's routes ------------------------------------------------------
@@ -70,7 +69,8 @@ class StatsService:
     ) -> dict[str, Any]:
         start = start or BEGINNING
         end = end or datetime.now(UTC)
-        rows = await self._run(p.totals_by_model(decompose(start, end), model=model, org=org))
+        rows = await self._over(lambda s: p.totals_by_model(s, model=model, org=org), start, end)
+        rows.sort(key=lambda r: (-r["tokens"], r["_id"]))
         total = shape.empty_sums()
         for row in rows:
             shape.add(total, row)
@@ -131,7 +131,7 @@ class StatsService:
     async def models(
         self, start: datetime, end: datetime, model: str | None, org: str | None
     ) -> dict[str, Any]:
-        rows = await self._run(p.totals_by_model(decompose(start, end), model=model, org=org))
+        rows = await self._over(lambda s: p.totals_by_model(s, model=model, org=org), start, end)
         stats = [shape.model_row(row) for row in rows]
         stats.sort(key=lambda r: (-r["tokens"], r["model"]))
         return {"modelStats": stats}
@@ -144,7 +144,8 @@ class StatsService:
     async def latency(
         self, start: datetime, end: datetime, model: str | None, org: str | None
     ) -> dict[str, Any]:
-        rows = await self._run(p.latency_by_model(decompose(start, end), model=model, org=org))
+        rows = await self._over(lambda s: p.latency_by_model(s, model=model, org=org), start, end)
+        rows.sort(key=lambda r: r["_id"])
         return {"latency": [shape.latency_row(row) for row in rows if row.get("requests")]}
 
     async def rate_limits(
@@ -153,29 +154,20 @@ class StatsService:
         boundaries = bucket_starts(start, end, minutes, tz)
         tier = finest_common_tier(boundaries)
         rows = await self._run(p.rate_limit_series(tier, boundaries[0], boundaries[-1], org=org))
-        orgs = [org] if org else (await self.organizations())["organizations"]
-        latest = []
-        for name in orgs:
-            doc = await self._requests.find_one(
-                p.latest_rate_limit_filter(name, start, end),
-                p.LATEST_RATE_LIMIT_PROJECTION,
-                sort=[("timestamp", -1)],
-            )
-            if doc is not None:
-                latest.append(_latest_row(name, doc))
+        snapshots = await self._over(lambda s: p.latest_rate_limits(s, org=org), start, end)
+        latest = [
+            _latest_row(row["_id"], row["last"])
+            for row in sorted(snapshots, key=lambda r: r["_id"] or "")
+            if row.get("last") and row["_id"] is not None  # state is per organization
+        ]
         return {"latest": latest, "buckets": _rate_limit_buckets(rows, boundaries, tz)}
 
 
-def _latest_row(org: str, doc: dict[str, Any]) -> dict[str, Any]:
-    info = doc["response"]["rateLimit"]
-    timestamp = doc["timestamp"]
-    timestamp = timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=UTC)
-    row: dict[str, Any] = {
-        "organizationId": org,
-        "timestamp": shape.iso(timestamp),
-        "ts": shape.ts(timestamp),
-    }
-    row.update({name: info.get(name) for name in _RATE_LIMIT_LATEST})
+def _latest_row(org: str | None, snapshot: dict[str, Any]) -> dict[str, Any]:
+    at = snapshot["at"]
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    row: dict[str, Any] = {"organizationId": org, "timestamp": shape.iso(at), "ts": shape.ts(at)}
+    row.update({name: snapshot.get(name) for name in LATEST_FIELDS})
     return row
 
 
@@ -185,12 +177,14 @@ def _rate_limit_buckets(
     """Per organization and display bucket: the lowest remaining and highest
     utilization seen. Buckets without traffic are left out (there is no headroom
     to report, and zero would read as exhausted)."""
-    merged: dict[tuple[str | None, int], dict[str, Any]] = {}
+    merged: dict[tuple[str, int], dict[str, Any]] = {}
     for row in rows:
         t = row["_id"]["t"]
         t = t if t.tzinfo else t.replace(tzinfo=UTC)
         index = bisect_right(boundaries, t) - 1
         if not 0 <= index < len(boundaries) - 1:
+            continue
+        if row["_id"]["org"] is None:
             continue
         key = (row["_id"]["org"], index)
         into = merged.setdefault(key, {})
@@ -201,7 +195,7 @@ def _rate_limit_buckets(
             old = into.get(target)
             into[target] = value if old is None else (min if op == "$min" else max)(old, value)
     out = []
-    for (org, index), values in sorted(merged.items(), key=lambda kv: (kv[0][1], kv[0][0] or "")):
+    for (org, index), values in sorted(merged.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         if not values:
             continue
         start = boundaries[index]

@@ -137,3 +137,22 @@ def latency_row(row: dict[str, Any]) -> dict[str, Any]:
         "ttfb_p95_ms": _ms(percentile(ttfb, 0.95)),
         "ttfb_p99_ms": _ms(percentile(ttfb, 0.99)),
     }
+
+
+def merge_rows(results: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Rows of several segment pipelines, grouped by `_id`: numbers summed,
+    rate-limit snapshots (`last`) the newest."""
+    merged: dict[Any, dict[str, Any]] = {}
+    for rows in results:
+        for row in rows:
+            into = merged.setdefault(row["_id"], {"_id": row["_id"]})
+            for name, value in row.items():
+                if name == "_id" or value is None:
+                    continue
+                old = into.get(name)
+                if isinstance(value, dict):
+                    newer = old is None or _aware(value["at"]) >= _aware(old["at"])
+                    into[name] = value if newer else old
+                else:
+                    into[name] = value if old is None else old + value
+    return list(merged.values())

@@ -30,36 +30,36 @@ def test_the_smallest_cuboid_answers(
     assert p.cuboid_for(by_model=by_model, model=model, org=org) == cuboid
 
 
-def test_series_matches_one_tier_range_then_groups_by_bucket() -> None:
+def test_series_matches_one_tier_range_and_reads_the_sums() -> None:
     pipeline = p.series(HOUR, T0, T1, org="org-a")
     assert pipeline[0] == {
         "$match": {"tier": "h", "t": {"$gte": T0, "$lt": T1}, "cuboid": "o", "org": "org-a"}
     }
-    assert pipeline[1]["$group"]["_id"] == "$t"
-    assert pipeline[1]["$group"]["tokens"] == {"$sum": "$tokens"}
-    assert pipeline[1]["$group"]["status_5xx"] == {"$sum": "$status.5xx"}
+    assert pipeline[1]["$project"]["_id"] == "$t"
+    assert pipeline[1]["$project"]["tokens"] == 1
+    assert pipeline[1]["$project"]["status_5xx"] == "$status.5xx"
     assert pipeline[2] == {"$sort": {"_id": 1}}
 
 
-def test_ranges_read_each_segment_at_its_tier() -> None:
+def test_each_segment_is_read_at_its_tier_through_the_index() -> None:
     segments = decompose(T0, T1)
-    match = p.totals_by_model(segments, model="claude-x")[0]["$match"]
-    assert match["cuboid"] == "m" and match["model"] == "claude-x"
-    assert [(r["tier"], r["t"]["$gte"], r["t"]["$lt"]) for r in match["$or"]] == [
+    assert [(s.tier.name, s.start, s.end) for s in segments] == [
         ("d", T0, datetime(2026, 11, 3, tzinfo=UTC)),
         ("h", datetime(2026, 11, 3, tzinfo=UTC), datetime(2026, 11, 3, 5, tzinfo=UTC)),
         ("q", datetime(2026, 11, 3, 5, tzinfo=UTC), T1),
     ]
-    single = p.totals(decompose(T0, datetime(2026, 11, 2, tzinfo=UTC)))[0]["$match"]
-    assert single == {
-        "tier": "d",
-        "t": {"$gte": T0, "$lt": datetime(2026, 11, 2, tzinfo=UTC)},
-        "cuboid": "",
+    match = p.totals_by_model(segments[1], model="claude-x")[0]["$match"]
+    assert match == {
+        "tier": "h",
+        "t": {"$gte": segments[1].start, "$lt": segments[1].end},
+        "cuboid": "m",
+        "model": "claude-x",
     }
+    assert p.totals(segments[0])[1] == {"$group": {"_id": None, **p.counter_sums()}}
 
 
 def test_latency_sums_every_histogram_bucket() -> None:
-    group = p.latency_by_model(decompose(T0, T1))[1]["$group"]
+    group = p.latency_by_model(decompose(T0, T1)[0])[1]["$group"]
     assert group["_id"] == "$model"
     assert group["rtH_0"] == {"$sum": "$rtH.0"} and "ttfbH_84" in group
 
@@ -74,4 +74,6 @@ def test_rate_limits_and_organizations_read_the_org_cuboid() -> None:
     assert p.organizations()[0] == {
         "$match": {"tier": "d", "cuboid": "o", "org": {"$type": "string"}}
     }
-    assert p.latest_rate_limit_filter("org-a", T0, T1)["organizationId"] == "org-a"
+    latest = p.latest_rate_limits(decompose(T0, T1)[0], org="org-a")
+    assert latest[0]["$match"]["org"] == "org-a" and latest[0]["$match"]["cuboid"] == "o"
+    assert latest[1] == {"$group": {"_id": "$org", "last": {"$max": "$rl.last"}}}

@@ -1,0 +1,199 @@
+"""Stats endpoint latency as the log grows: 10k, 100k and 1M requests over 30 days.
+
+    .venv/bin/python -m bench.stats_bench            # 10k, 100k, 1M (loading 1M takes minutes)
+    .venv/bin/python -m bench.stats_bench --sizes 10000,100000
+
+Each size gets a fresh development database (SecantusDB, its own process), loaded
+through the writer's bulk path (`LogWriter.insert_documents`: request documents
+plus rollup upserts, in time order as a live writer sees them). Then the proxy
+(`app.py`) is started on it and every stats endpoint is asked for the whole
+30-day range over HTTP; the figure is the median of several calls.
+Target: every endpoint ≤ 250 ms, and the 1M figure at most twice the 10k figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.proxy_bench import free_port, wait_ready
+from bench.stats_data import documents
+from storage.journal import Journal
+from storage.mongo import REQUESTS, connect, ensure_indexes, ensure_rollup_indexes
+from storage.pricing import PriceTable
+from storage.rollups import ROLLUPS
+from storage.writer import LogWriter
+
+ROOT = Path(__file__).resolve().parent.parent
+END = datetime(2026, 11, 1, tzinfo=UTC)
+START = END - timedelta(days=30)
+BATCH = 1000
+RUNS = 7
+
+
+def _ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+RANGE = {"start": str(_ms(START)), "end": str(_ms(END))}
+QUERIES: list[tuple[str, str, dict[str, str]]] = [
+    ("stats", "/api/stats", {"start_date": RANGE["start"], "end_date": RANGE["end"]}),
+    (
+        "stats (model+org)",
+        "/api/stats",
+        {**RANGE, "model": "claude-haiku-4-5-20251001", "org": "org-beta"},
+    ),
+    ("dashboard (daily, UTC)", "/api/stats/dashboard", RANGE),
+    ("dashboard (daily, New York)", "/api/stats/dashboard", {**RANGE, "tz": "America/New_York"}),
+    ("hourly (720 buckets)", "/api/stats/hourly", RANGE),
+    (
+        "hourly (org, Kolkata)",
+        "/api/stats/hourly",
+        {**RANGE, "org": "org-alpha", "tz": "Asia/Kolkata"},
+    ),
+    ("models", "/api/stats/models", RANGE),
+    ("organizations", "/api/stats/organizations", {}),
+    ("latency", "/api/stats/latency", RANGE),
+    ("ratelimits (hourly)", "/api/stats/ratelimits", RANGE),
+]
+
+
+def start_database(storage: str, port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "secantusd-py"),
+            "--port",
+            str(port),
+            "--storage-path",
+            storage,
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def load(uri: str, count: int, journal: Path) -> dict[str, Any]:
+    client = connect(uri)
+    db = client["bench"]
+    await ensure_indexes(db[REQUESTS], None)
+    await ensure_rollup_indexes(db[ROLLUPS])
+    writer = LogWriter(db, Journal(journal), PriceTable.load())
+    started = time.perf_counter()
+    batch: list[dict[str, Any]] = []
+    for document in documents(count, START, END - START, seed=count):
+        batch.append(document)
+        if len(batch) == BATCH:
+            await writer.insert_documents(batch)
+            batch = []
+    await writer.insert_documents(batch)
+    seconds = time.perf_counter() - started
+    tiers = {}
+    for tier in ("m", "q", "h", "d"):
+        tiers[tier] = await db[ROLLUPS].count_documents({"tier": tier})
+    await client.close()
+    return {"load_seconds": seconds, "docs_per_s": count / seconds, "rollups": tiers}
+
+
+async def measure(url: str) -> dict[str, float]:
+    results: dict[str, float] = {}
+    async with aiohttp.ClientSession() as http:
+        for name, path, params in QUERIES:
+            timings = []
+            for _ in range(RUNS):
+                started = time.perf_counter()
+                async with http.get(url + path, params=params) as resp:
+                    body = await resp.read()
+                    if resp.status != 200:
+                        raise RuntimeError(f"{path}: {resp.status} {body[:200]!r}")
+                timings.append((time.perf_counter() - started) * 1000)
+            results[name] = statistics.median(timings)
+    return results
+
+
+async def one_size(count: int) -> dict[str, Any]:
+    storage = tempfile.mkdtemp(prefix="bench-stats-")
+    port = free_port()
+    db_proc = start_database(storage + "/db", port)
+    proxy = None
+    try:
+        await asyncio.sleep(3)
+        uri = f"mongodb://127.0.0.1:{port}"
+        loaded = await load(uri, count, Path(storage) / "journal")
+        proxy_port = free_port()
+        env = {
+            **os.environ,
+            "PORT": str(proxy_port),
+            "MONGODB_URI": uri,
+            "MONGODB_DATABASE": "bench",
+            "DATA_DIR": storage + "/data",
+            "LOG_LEVEL": "WARNING",
+        }
+        proxy = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py")], env=env, start_new_session=True
+        )
+        url = f"http://127.0.0.1:{proxy_port}"
+        await wait_ready(url + "/health", within=60)
+        return {"count": count, **loaded, "latency_ms": await measure(url)}
+    finally:
+        if proxy is not None:
+            proxy.terminate()
+            proxy.wait(60)
+        db_proc.terminate()
+        db_proc.wait(60)
+        shutil.rmtree(storage, ignore_errors=True)
+
+
+def report(results: list[dict[str, Any]]) -> str:
+    names = [name for name, _, _ in QUERIES]
+    header = "| endpoint (30-day range) | " + " | ".join(f"{r['count']:,} req" for r in results)
+    lines = [header + " |", "| --- |" + " ---: |" * len(results)]
+    for name in names:
+        lines.append(
+            f"| {name} | " + " | ".join(f"{r['latency_ms'][name]:.0f} ms" for r in results) + " |"
+        )
+    lines.append("")
+    for r in results:
+        tiers = ", ".join(f"{k}={v:,}" for k, v in r["rollups"].items())
+        lines.append(
+            f"{r['count']:,} requests: loaded in {r['load_seconds']:.0f} s "
+            f"({r['docs_per_s']:.0f} docs/s incl. rollups); rollup documents {tiers}"
+        )
+    if len(results) > 1:
+        first, last = results[0], results[-1]
+        worst = max(last["latency_ms"][n] / first["latency_ms"][n] for n in names)
+        slowest = max(max(r["latency_ms"].values()) for r in results)
+        lines.append(
+            f"largest/smallest ratio (worst endpoint): {worst:.2f}x (target ≤ 2x); "
+            f"slowest answer: {slowest:.0f} ms (target ≤ 250 ms)"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="stats latency vs log size")
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "stats.json")
+    args = parser.parse_args()
+    results = [asyncio.run(one_size(int(size))) for size in args.sizes.split(",")]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(report(results))
+
+
+if __name__ == "__main__":
+    main()
