@@ -8,6 +8,7 @@ and retry proxy errors exactly like upstream ones.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sanic_ext import openapi
 
@@ -67,3 +68,156 @@ class HeaderRule:
 class ProxySettings:
     requestHeaderRules: list[HeaderRule]
     responseHeaderRules: list[HeaderRule]
+
+
+@openapi.component
+@dataclass
+class Conversation:
+    """One conversation in a list: the seed's fields plus token and cost totals."""
+
+    id: str
+    requestCount: int
+    startTime: str
+    lastActivity: str
+    duration: int  # ms
+    firstMessage: str | None
+    projectPath: str | None
+    projectName: str | None
+    model: str | None
+    inputTokens: int
+    outputTokens: int
+    cacheCreationTokens: int
+    cacheReadTokens: int
+    totalTokens: int
+    cost: float  # USD, priced requests only
+    unpricedRequests: int
+    errorCount: int
+    subagentRequests: int
+
+
+@openapi.component
+@dataclass
+class ConversationList:
+    conversations: list[Conversation]
+    hasMore: bool
+    total: int
+    page: int
+    limit: int
+    project: str | None = None
+
+
+@openapi.component
+@dataclass
+class ConversationSearchHit(Conversation):
+    matches: int = 0  # requests of the conversation holding every query word
+    lastMatch: str = ""
+    matchedRequestId: str = ""
+    snippet: str | None = None
+
+
+@openapi.component
+@dataclass
+class ConversationSearchResults:
+    conversations: list[ConversationSearchHit]
+    words: list[str]
+    hasMore: bool
+    total: int
+    page: int
+    limit: int
+
+
+@openapi.component
+@dataclass
+class AnthropicUsage:
+    input_tokens: int
+    output_tokens: int
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
+    cache_creation: dict[str, int] | None = None
+
+
+@openapi.component
+@dataclass
+class ContentBlock:
+    """A message content block as sent or returned (`text`, `thinking`, `tool_use`,
+    `tool_result`, `image`, ...), without cache markers, signatures or media bytes;
+    `truncated` gives the original length of a clipped string."""
+
+    type: str
+    text: str | None = None
+    thinking: str | None = None
+    id: str | None = None
+    name: str | None = None
+    input: dict[str, Any] | None = None
+    tool_use_id: str | None = None
+    content: list[dict[str, Any]] | None = None
+    is_error: bool | None = None
+    truncated: int | None = None
+
+
+@openapi.component
+@dataclass
+class ConversationTurn:
+    """A message (user or assistant, with its content blocks), an `error`, a `gap`,
+    or a boundary (`compaction`, `new_history`). Assistant turns carry the usage,
+    cost and timings of the request that produced them, and the subagents spawned
+    by their tool calls (`SubagentThread`, whose turns are ConversationTurns)."""
+
+    type: str
+    requestId: str | None = None
+    timestamp: str | None = None
+    index: int | None = None
+    segment: int | None = None
+    role: str | None = None
+    content: list[ContentBlock] | None = None
+    source: str | None = None  # request | response | history (filled from a body)
+    model: str | None = None
+    statusCode: int | None = None
+    stopReason: str | None = None
+    usage: AnthropicUsage | None = None
+    tokens: int | None = None
+    cost: float | None = None
+    responseTime: int | None = None
+    timeToFirstByte: int | None = None
+    error: ErrorDetail | None = None
+    count: int | None = None  # gap: messages that could not be rebuilt
+    subagents: list[dict[str, Any]] | None = None
+
+
+@openapi.component
+@dataclass
+class SubagentThread:
+    agentId: str
+    parentAgentId: str | None
+    requestCount: int
+    startTime: str
+    lastActivity: str
+    prompt: str | None
+    toolUseId: str | None  # the tool call that spawned it
+    turns: list[dict[str, Any]]
+
+
+@openapi.component
+@dataclass
+class AuxiliaryCall:
+    """A side call of the session (quota probe, title, command-prefix check)."""
+
+    requestId: str
+    timestamp: str
+    prompt: str | None
+    reply: str | None
+    error: ErrorDetail | None
+    model: str | None
+    statusCode: int | None
+    usage: AnthropicUsage | None
+    tokens: int
+    cost: float | None
+
+
+@openapi.component
+@dataclass
+class ConversationDetail(Conversation):
+    turns: list[ConversationTurn] | None = None
+    subagents: list[SubagentThread] | None = None  # no spawning call found for these
+    auxiliary: list[AuxiliaryCall] | None = None
+    incomplete: bool = False  # some history could not be rebuilt

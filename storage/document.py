@@ -15,6 +15,7 @@ import json
 import re
 from typing import Any
 
+from storage.conversation_fields import conversation_fields
 from storage.pricing import PriceTable
 from storage.ratelimits import parse_rate_limits
 from streaming.credentials import fingerprint, sanitize_headers
@@ -96,6 +97,9 @@ def build_document(exchange: Exchange, prices: PriceTable) -> dict[str, Any]:
     }
     if usage is None:
         document["cost"] = None
+    document["conversation"] = conversation_fields(
+        exchange, body, message, document["sessionId"], document["conversationHash"]
+    )
     return document
 
 

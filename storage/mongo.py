@@ -35,6 +35,19 @@ async def ensure_indexes(requests: AsyncCollection[Any], retention_days: int | N
             IndexModel([("model", ASCENDING), ("timestamp", DESCENDING)], name="model_time"),
             IndexModel([("organizationId", ASCENDING), ("timestamp", DESCENDING)], name="org_time"),
             IndexModel([("sessionId", ASCENDING), ("timestamp", DESCENDING)], name="session_time"),
+            # Conversations (storage.conversation_queries): threads, projects, search words.
+            IndexModel(
+                [("conversation.id", ASCENDING), ("timestamp", DESCENDING)],
+                name="conversation_time",
+            ),
+            IndexModel(
+                [("conversation.projectPath", ASCENDING), ("timestamp", DESCENDING)],
+                name="conversation_project_time",
+            ),
+            IndexModel(
+                [("conversation.words", ASCENDING), ("timestamp", DESCENDING)],
+                name="conversation_words_time",
+            ),
         ]
     )
     existing = await (await requests.list_indexes()).to_list(None)

@@ -1,0 +1,207 @@
+"""`/api/conversations*`: Claude Code sessions rebuilt from the request log (the
+seed's contract, plus search)."""
+
+from __future__ import annotations
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, json
+from sanic_ext import openapi
+
+from handlers.params import BadParameter, datetime_param, int_param, text_param
+from openapi.components import (
+    ConversationDetail,
+    ConversationList,
+    ConversationSearchResults,
+    ErrorResponse,
+)
+from storage.conversation_queries import ID_PATTERN, MAX_QUERY_WORDS, query_words
+from storage.conversations_repo import ConversationsRepo
+from streaming.errors import error_body
+
+bp = Blueprint("conversations", url_prefix="/api/conversations")
+
+MAX_LIMIT = 100
+PROJECT_CHARS = 1024
+QUERY_CHARS = 200
+
+_P = openapi.definitions.Parameter
+_PAGE = _P("page", openapi.Integer(default=1, minimum=1))
+_LIMIT = _P("limit", openapi.Integer(default=10, minimum=1, maximum=MAX_LIMIT))
+_PROJECT = _P(
+    "project", openapi.String(), description="Project path, matched exactly (e.g. /home/me/app)"
+)
+_BAD = openapi.definitions.Response({"application/json": ErrorResponse}, status=400)
+_NOT_FOUND = openapi.definitions.Response({"application/json": ErrorResponse}, status=404)
+_UNAVAILABLE = openapi.definitions.Response({"application/json": ErrorResponse}, status=503)
+
+
+def _error(status: int, message: str) -> HTTPResponse:
+    return HTTPResponse(error_body(status, message), status=status, content_type="application/json")
+
+
+def _repo(request: Request) -> ConversationsRepo | None:
+    db = getattr(request.app.ctx, "db", None)
+    return ConversationsRepo(db) if db is not None else None
+
+
+def _paging(request: Request) -> tuple[int, int]:
+    return (
+        int_param(request, "page", 1, 1, 1_000_000),
+        int_param(request, "limit", 10, 1, MAX_LIMIT),
+    )
+
+
+def _listing(items: list, total: int, page: int, limit: int, **extra: object) -> HTTPResponse:
+    return json(
+        {
+            "conversations": items,
+            "hasMore": page * limit < total,
+            "total": total,
+            "page": page,
+            "limit": limit,
+            **extra,
+        }
+    )
+
+
+@bp.get("")
+@openapi.definition(
+    summary="List conversations (grouped by session), newest activity first",
+    tag="dashboard",
+    secured={"dashboardBasicAuth": []},
+    parameter=[
+        _P("model", openapi.String(default="all"), description="Substring of a model, or all"),
+        _PAGE,
+        _LIMIT,
+    ],
+    response=[
+        openapi.definitions.Response({"application/json": ConversationList}, status=200),
+        _BAD,
+        _UNAVAILABLE,
+    ],
+)
+async def list_conversations(request: Request) -> HTTPResponse:
+    try:
+        page, limit = _paging(request)
+        model = text_param(request, "model", "all")
+    except BadParameter as exc:
+        return exc.response()
+    repo = _repo(request)
+    if repo is None:
+        return _error(503, "The request log is not available")
+    items, total = await repo.page(page, limit, model=model)
+    return _listing(items, total, page, limit)
+
+
+@bp.get("/project")
+@openapi.definition(
+    summary="List the conversations of one project",
+    tag="dashboard",
+    secured={"dashboardBasicAuth": []},
+    parameter=[_P("project", openapi.String(), required=True), _PAGE, _LIMIT],
+    response=[
+        openapi.definitions.Response({"application/json": ConversationList}, status=200),
+        _BAD,
+        _UNAVAILABLE,
+    ],
+)
+async def project_conversations(request: Request) -> HTTPResponse:
+    try:
+        project = text_param(request, "project", None, PROJECT_CHARS)
+        if project is None:
+            raise BadParameter("project: required (the project path)")
+        page, limit = _paging(request)
+    except BadParameter as exc:
+        return exc.response()
+    repo = _repo(request)
+    if repo is None:
+        return _error(503, "The request log is not available")
+    items, total = await repo.page(page, limit, project=project)
+    return _listing(items, total, page, limit, project=project)
+
+
+@bp.get("/search")
+@openapi.definition(
+    summary="Search conversations by words in messages and tool names",
+    description=(
+        "Matches requests holding every word of `q` (case- and accent-insensitive words "
+        "of 2+ characters), ranks conversations by matching requests, then by the "
+        "latest match."
+    ),
+    tag="dashboard",
+    secured={"dashboardBasicAuth": []},
+    parameter=[
+        _P("q", openapi.String(), required=True, description="Words to find"),
+        _PROJECT,
+        _P("start", openapi.DateTime(), description="Requests at or after (ISO 8601)"),
+        _P("end", openapi.DateTime(), description="Requests before (ISO 8601)"),
+        _PAGE,
+        _LIMIT,
+    ],
+    response=[
+        openapi.definitions.Response({"application/json": ConversationSearchResults}, status=200),
+        _BAD,
+        _UNAVAILABLE,
+    ],
+)
+async def search_conversations(request: Request) -> HTTPResponse:
+    try:
+        text = text_param(request, "q", None, QUERY_CHARS)
+        if text is None:
+            raise BadParameter("q: required")
+        words = query_words(text)
+        if not words:
+            raise BadParameter("q: needs a word of at least 2 letters or digits")
+        if len(words) > MAX_QUERY_WORDS:
+            raise BadParameter(f"q: at most {MAX_QUERY_WORDS} words")
+        project = text_param(request, "project", None, PROJECT_CHARS)
+        start = datetime_param(request, "start")
+        end = datetime_param(request, "end")
+        if start and end and start > end:
+            raise BadParameter("start: must not be after end")
+        page, limit = _paging(request)
+    except BadParameter as exc:
+        return exc.response()
+    repo = _repo(request)
+    if repo is None:
+        return _error(503, "The request log is not available")
+    items, total = await repo.search(words, project, start, end, page, limit)
+    return _listing(items, total, page, limit, words=words)
+
+
+@bp.get("/<id:str>")
+@openapi.definition(
+    summary="One conversation: every turn in order, subagents nested",
+    tag="dashboard",
+    secured={"dashboardBasicAuth": []},
+    parameter=[
+        _P("id", openapi.String(), location="path", required=True),
+        _P(
+            "project",
+            openapi.String(),
+            description="Project path the conversation must belong to (optional)",
+        ),
+    ],
+    response=[
+        openapi.definitions.Response({"application/json": ConversationDetail}, status=200),
+        _BAD,
+        _NOT_FOUND,
+        _UNAVAILABLE,
+    ],
+)
+async def get_conversation(request: Request, id: str) -> HTTPResponse:
+    conversation_id = id  # the seed names the path parameter `id`
+    try:
+        if not ID_PATTERN.match(conversation_id):
+            raise BadParameter("id: 1 to 128 letters, digits, '.', '_', ':' or '-'")
+        project = text_param(request, "project", None, PROJECT_CHARS)
+    except BadParameter as exc:
+        return exc.response()
+    repo = _repo(request)
+    if repo is None:
+        return _error(503, "The request log is not available")
+    found = await repo.get(conversation_id, project)
+    if found is None:
+        where = f" in project {project}" if project is not None else ""
+        return _error(404, f"No conversation with id {conversation_id}{where}")
+    return json(found)

@@ -1,0 +1,252 @@
+"""The conversation a logged Messages request belongs to, and what it adds to it (pure).
+
+Computed once when the request is logged (`storage.document.build_document`) and
+stored as the document's `conversation` sub-document, so listing, rebuilding and
+searching conversations never re-parse request bodies:
+
+- `id`: the Claude Code session (the `X-Claude-Code-Session-Id` header, else the
+  session in `metadata.user_id`), else the hash of the first user message, so
+  plain SDK traffic still groups.
+- `thread`: `main`; `subagent` (the `X-Claude-Code-Agent-Id` header, or a
+  sidechain recognised by its system prompt), grouped under the parent session
+  with `agentId`/`parentAgentId`; or `auxiliary` (Claude Code's one-message,
+  tool-less side calls: quota checks, titles, command-prefix checks).
+- `projectPath`/`projectName`: the working directory Claude Code states in its
+  system prompt.
+- `segment`: the hash of the first message. Every request resends the whole
+  history, so requests sharing it are one linear history; compaction (or any
+  rewrite of the start) begins a new segment.
+- `start`, `turns`, `reply`, `error`: only what this request adds: the messages
+  after the last assistant message it sends (the new user input, typically tool
+  results), the assistant message the API returned, or the error. The previous
+  reply is not stored again: the previous request already holds it.
+- `prompt`: the user's first prompt (for lists); `words`: normalised search terms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from storage.conversation_text import (
+    Budget,
+    collect_words,
+    fingerprint,
+    normalise_message,
+    one_line,
+    plain_text,
+    search_texts,
+)
+from streaming.exchange import Exchange, Outcome
+from streaming.headers import get_header
+
+AGENT_HEADER = "x-claude-code-agent-id"
+PARENT_AGENT_HEADER = "x-claude-code-parent-agent-id"
+BILLING_HEADER = "x-anthropic-billing-header"
+MESSAGES_PATH = "/v1/messages"
+PROMPT_CHARS = 300
+SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+CONTINUATION = "This session is being continued from a previous conversation"
+
+# Both wordings Claude Code has used: "<env>\nWorking directory: /p" (older) and
+# "# Environment ... - Primary working directory: /p" (newer).
+_WORKDIR = re.compile(
+    r"^[ \t]*(?:-[ \t]*)?(?:primary[ \t]+)?working directory:[ \t]*(\S[^\r\n]*?)[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_PATHLIKE = re.compile(r"^(?:/|~|[A-Za-z]:[\\/]|\\\\)")
+_SIDECHAIN_PROMPT = "You are an agent for Claude Code"
+_SUBAGENT_FLAG = re.compile(r"cc_is_subagent\s*=\s*true", re.IGNORECASE)
+
+
+def conversation_fields(
+    exchange: Exchange,
+    body: dict[str, Any],
+    message: dict[str, Any] | None,
+    session: str | None,
+    first_message_hash: str | None,
+) -> dict[str, Any] | None:
+    """The `conversation` sub-document, or None for anything that is not a
+    Messages call carrying messages (count_tokens, models, unparsable bodies)."""
+    messages = body.get("messages")
+    if exchange.path != MESSAGES_PATH or not isinstance(messages, list) or not messages:
+        return None
+    budget = Budget()
+    segment = fingerprint(normalise_message(messages[0]))
+    start = tail_start(messages)
+    turns = [normalise_message(m, budget) for m in messages[start:]]
+    reply = _reply(exchange, message, budget)
+    system = system_text(body.get("system"))
+    agent_id, parent_id = _agent(exchange.request_headers, system, segment)
+    if agent_id is not None:
+        thread = "subagent"
+    elif session is not None and len(messages) == 1 and not body.get("tools"):
+        thread = "auxiliary"
+    else:
+        thread = "main"
+    project = project_path(body, system)
+    fields: dict[str, Any] = {
+        "id": conversation_id(session, first_message_hash, segment),
+        "grouping": "session" if session is not None else "firstMessage",
+        "thread": thread,
+        "agentId": agent_id,
+        "parentAgentId": parent_id,
+        "projectPath": project,
+        "projectName": project_name(project),
+        "segment": segment,
+        "start": start,
+        "turns": turns,
+        "reply": reply,
+        "error": _error(exchange, message),
+        "prompt": first_prompt(messages[0]),
+        "words": [] if thread == "auxiliary" else _words(turns, reply),
+    }
+    return fields
+
+
+def conversation_id(session: str | None, first_hash: str | None, segment: str) -> str:
+    if session is not None:
+        if SAFE_ID.match(session):
+            return session
+        return hashlib.sha256(session.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return first_hash or segment
+
+
+def tail_start(messages: list[Any]) -> int:
+    """Index of the first message this request adds: the one after the last
+    assistant message (that one was the previous request's reply). A final
+    assistant message is a prefill the client wrote, so it counts as new."""
+    for index in range(len(messages) - 2, -1, -1):
+        item = messages[index]
+        if isinstance(item, dict) and item.get("role") == "assistant":
+            return index + 1
+    return 0
+
+
+def system_text(system: object) -> str:
+    if isinstance(system, str):
+        return system
+    if isinstance(system, list):
+        return "\n".join(
+            b["text"] for b in system if isinstance(b, dict) and isinstance(b.get("text"), str)
+        )
+    return ""
+
+
+def project_path(body: dict[str, Any], system: str) -> str | None:
+    """The working directory Claude Code states in its system prompt; else a `cwd`
+    in the metadata; else a statement in the first user message."""
+    found = _workdir(system)
+    if found:
+        return found
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict):
+        cwd = metadata.get("cwd")
+        user_id = metadata.get("user_id")
+        if not isinstance(cwd, str) and isinstance(user_id, str) and user_id.startswith("{"):
+            try:
+                parsed = json.loads(user_id)
+            except ValueError:
+                parsed = None
+            cwd = parsed.get("cwd") if isinstance(parsed, dict) else None
+        if isinstance(cwd, str) and (path := _clean_path(cwd)):
+            return path
+    messages = body.get("messages")
+    if isinstance(messages, list) and messages and isinstance(messages[0], dict):
+        first = normalise_message(messages[0])["content"]
+        return _workdir("\n".join(b["text"] for b in first if b.get("type") == "text"))
+    return None
+
+
+def _workdir(text: str) -> str | None:
+    for match in _WORKDIR.finditer(text):
+        path = _clean_path(match.group(1))
+        if path:
+            return path
+    return None
+
+
+def _clean_path(raw: str) -> str | None:
+    path = raw.strip().strip("`'\"").strip()
+    if not path or len(path) > 1024 or not _PATHLIKE.match(path):
+        return None
+    if any(ord(c) < 32 for c in path):
+        return None
+    while len(path) > 1 and path[-1] in "/\\" and not re.fullmatch(r"[A-Za-z]:[\\/]", path):
+        path = path[:-1]
+    return path
+
+
+def project_name(path: str | None) -> str | None:
+    if not path:
+        return None
+    name = re.split(r"[\\/]", path.rstrip("/\\"))[-1]
+    return name or path
+
+
+def first_prompt(message: object) -> str | None:
+    """What the user typed first, without the context Claude Code injects."""
+    content = normalise_message(message, Budget(64_000))["content"]
+    text = plain_text(content)
+    return one_line(text, PROMPT_CHARS) if text else None
+
+
+def _agent(
+    headers: list[tuple[str, str]], system: str, segment: str
+) -> tuple[str | None, str | None]:
+    agent = (get_header(headers, AGENT_HEADER) or "").strip()[:128]
+    parent = (get_header(headers, PARENT_AGENT_HEADER) or "").strip()[:128] or None
+    if agent and agent != "main":
+        return agent, parent
+    billing = get_header(headers, BILLING_HEADER) or ""
+    if (
+        _SIDECHAIN_PROMPT in system
+        or _SUBAGENT_FLAG.search(system)
+        or _SUBAGENT_FLAG.search(billing)
+    ):
+        # An older client that does not name its subagents: each Task spawn starts
+        # with its own prompt, so the first message identifies the sidechain.
+        return f"sidechain-{segment}", parent
+    return None, None
+
+
+def _reply(
+    exchange: Exchange, message: dict[str, Any] | None, budget: Budget
+) -> dict[str, Any] | None:
+    if not message or message.get("type") == "error" or (exchange.status or 0) >= 400:
+        return None
+    if not isinstance(message.get("content"), list) or not message["content"]:
+        return None
+    return normalise_message({"role": "assistant", "content": message["content"]}, budget)
+
+
+def _error(exchange: Exchange, message: dict[str, Any] | None) -> dict[str, str] | None:
+    inner: object = None
+    if exchange.stream_error:
+        inner = exchange.stream_error.get("error")
+    elif (exchange.status or 0) >= 400:
+        inner = message.get("error") if message else None
+        if not isinstance(inner, dict):
+            inner = {"type": "api_error", "message": f"HTTP {exchange.status}"}
+    elif exchange.outcome == Outcome.CLIENT_CLOSED:
+        inner = {"type": "client_closed", "message": "the client closed the stream"}
+    elif exchange.outcome == Outcome.PROXY_ERROR:
+        inner = {"type": exchange.error_reason or "proxy_error", "message": "forward failed"}
+    if not isinstance(inner, dict):
+        return None
+    return {
+        "type": str(inner.get("type") or "error")[:100],
+        "message": str(inner.get("message") or "")[:500],
+    }
+
+
+def _words(turns: list[dict[str, Any]], reply: dict[str, Any] | None) -> list[str]:
+    primary: list[str] = []
+    secondary: list[str] = []
+    for item in [*turns, *([reply] if reply else [])]:
+        first, second = search_texts(item["content"])
+        primary += first
+        secondary += second
+    return collect_words(primary + secondary)

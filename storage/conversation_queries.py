@@ -1,0 +1,211 @@
+"""Conversation queries as data: filters, pipelines, projections (pure).
+
+Every query starts from an indexed field of the `conversation` sub-document
+(`storage.mongo` creates the indexes): `conversation.id` + `timestamp` for
+grouping and threads, `conversation.projectPath` + `timestamp` for a project,
+`conversation.words` + `timestamp` for search. Lists run in two steps: the page
+of conversation ids (newest activity first), then the totals of only those
+conversations, so the expensive part never grows with the log.
+
+Search: the development database has no text indexes, so each request stores
+its normalised words (a multikey array); a query finds the requests holding one
+of its words through the index, keeps those holding all of them (`$all`), then
+ranks conversations by how many of their requests matched, then by the latest
+match. It runs the same on MongoDB.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from storage.conversation_text import words_of
+from storage.queries import model_filter, time_filter
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+MAX_QUERY_WORDS = 10
+# Search looks at the newest matching requests only: a word found in a hundred
+# thousand requests must not make one query scan them all.
+MAX_SEARCH_DOCS = 5_000
+MAX_THREAD_REQUESTS = 5_000
+ORDER = {"timestamp": 1, "messageCount": 1, "requestId": 1}
+
+HAS_CONVERSATION: dict[str, Any] = {"conversation.id": {"$gte": ""}}  # any string id
+
+# What rebuilding a thread needs: never the bodies, the headers or the words.
+THREAD_PROJECTION: dict[str, int] = {
+    "_id": 0,
+    "requestId": 1,
+    "timestamp": 1,
+    "model": 1,
+    "statusCode": 1,
+    "stopReason": 1,
+    "usage": 1,
+    "tokens": 1,
+    "cost": 1,
+    "unpriced": 1,
+    "responseTime": 1,
+    "timeToFirstByte": 1,
+    "messageCount": 1,
+    "response.completedAt": 1,
+    **{
+        f"conversation.{name}": 1
+        for name in (
+            "id",
+            "grouping",
+            "thread",
+            "agentId",
+            "parentAgentId",
+            "projectPath",
+            "projectName",
+            "segment",
+            "start",
+            "turns",
+            "reply",
+            "error",
+            "prompt",
+        )
+    },
+}
+
+SNIPPET_PROJECTION: dict[str, int] = {
+    "_id": 0,
+    "requestId": 1,
+    "conversation.turns": 1,
+    "conversation.reply": 1,
+}
+
+
+def list_filter(model: str | None) -> dict[str, Any]:
+    return {**HAS_CONVERSATION, **model_filter(model)}
+
+
+def project_filter(project: str) -> dict[str, Any]:
+    """The project is compared as a value (exact path), never used as a path."""
+    return {"conversation.projectPath": project}
+
+
+def thread_filter(conversation_id: str) -> dict[str, Any]:
+    return {"conversation.id": conversation_id}
+
+
+def page_pipeline(where: dict[str, Any], page: int, limit: int) -> list[dict[str, Any]]:
+    """Conversation ids matching `where`, newest activity first, one page of them
+    and the total. Sorting on the (conversation.id, timestamp) index before taking
+    each group's first timestamp lets MongoDB answer from the index alone."""
+    return [
+        {"$match": where},
+        {"$sort": {"conversation.id": 1, "timestamp": -1}},
+        {"$group": {"_id": "$conversation.id", "lastRequest": {"$first": "$timestamp"}}},
+        {"$sort": {"lastRequest": -1, "_id": 1}},
+        {
+            "$facet": {
+                "items": [{"$skip": (page - 1) * limit}, {"$limit": limit}],
+                "total": [{"$count": "n"}],
+            }
+        },
+    ]
+
+
+def _zero(path: str) -> dict[str, Any]:
+    return {"$ifNull": [path, 0]}
+
+
+def summary_pipeline(ids: list[str]) -> list[dict[str, Any]]:
+    """Per conversation: counts, times, project and token/cost totals."""
+    return [
+        {"$match": {"conversation.id": {"$in": ids}}},
+        {"$sort": ORDER},
+        {
+            "$group": {
+                "_id": "$conversation.id",
+                "requestCount": {"$sum": 1},
+                "startTime": {"$min": "$timestamp"},
+                "lastActivity": {"$max": {"$ifNull": ["$response.completedAt", "$timestamp"]}},
+                "firstPrompt": {"$first": "$conversation.prompt"},
+                "lastModel": {"$last": "$model"},
+                "projectPath": {"$max": "$conversation.projectPath"},
+                "inputTokens": {"$sum": _zero("$usage.input_tokens")},
+                "outputTokens": {"$sum": _zero("$usage.output_tokens")},
+                "cacheCreationTokens": {"$sum": _zero("$usage.cache_creation_input_tokens")},
+                "cacheReadTokens": {"$sum": _zero("$usage.cache_read_input_tokens")},
+                "totalTokens": {"$sum": _zero("$tokens")},
+                "cost": {"$sum": _zero("$cost.usd")},
+                "unpricedRequests": {"$sum": {"$cond": [{"$eq": ["$unpriced", True]}, 1, 0]}},
+                "errorCount": {
+                    "$sum": {"$cond": [{"$ifNull": ["$conversation.error", False]}, 1, 0]}
+                },
+                "subagentRequests": {
+                    "$sum": {"$cond": [{"$eq": ["$conversation.thread", "subagent"]}, 1, 0]}
+                },
+            }
+        },
+    ]
+
+
+def main_thread_pipeline(ids: list[str]) -> list[dict[str, Any]]:
+    """Per conversation: the first prompt and the latest model of the main thread
+    (side calls such as title generation come first in a session, but are not it)."""
+    return [
+        {"$match": {"conversation.id": {"$in": ids}, "conversation.thread": "main"}},
+        {"$sort": ORDER},
+        {
+            "$group": {
+                "_id": "$conversation.id",
+                "firstMessage": {"$first": "$conversation.prompt"},
+                "model": {"$last": "$model"},
+            }
+        },
+    ]
+
+
+def query_words(q: str) -> list[str]:
+    """The words a search matches: the same normalisation as the stored ones."""
+    return words_of(q)
+
+
+def anchor_word(words: list[str]) -> str:
+    """The word the index lookup starts from: the longest (long words are rarer)."""
+    return max(words, key=len)
+
+
+def search_match(
+    words: list[str], project: str | None, start: datetime | None, end: datetime | None
+) -> list[dict[str, Any]]:
+    """Two `$match` stages: an equality on one word, which the multikey index
+    answers on every server (SecantusDB plans `$all`, and any `$and` over the same
+    array, as a collection scan), then `$all` over the few requests found."""
+    where: dict[str, Any] = {"conversation.words": anchor_word(words)}
+    if project:
+        where.update(project_filter(project))
+    where.update(time_filter(start, end))
+    stages: list[dict[str, Any]] = [{"$match": where}]
+    if len(words) > 1:
+        stages.append({"$match": {"conversation.words": {"$all": words}}})
+    return stages
+
+
+def search_pipeline(match: list[dict[str, Any]], page: int, limit: int) -> list[dict[str, Any]]:
+    """Conversations whose requests match, ranked by matching requests, then by the
+    latest match; each with its newest matching request (for the excerpt)."""
+    return [
+        *match,
+        {"$sort": {"timestamp": -1, "requestId": -1}},
+        {"$limit": MAX_SEARCH_DOCS},
+        {
+            "$group": {
+                "_id": "$conversation.id",
+                "matches": {"$sum": 1},
+                "lastMatch": {"$first": "$timestamp"},
+                "requestId": {"$first": "$requestId"},
+            }
+        },
+        {"$sort": {"matches": -1, "lastMatch": -1, "_id": 1}},
+        {
+            "$facet": {
+                "items": [{"$skip": (page - 1) * limit}, {"$limit": limit}],
+                "total": [{"$count": "n"}],
+            }
+        },
+    ]

@@ -1,0 +1,159 @@
+"""Conversation queries: as data, then run against the test database."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from storage import bodies
+from storage import conversation_queries as q
+from storage.bodies import offload_bodies
+from storage.conversation_thread import summary
+from storage.conversations_repo import ConversationsRepo
+from storage.mongo import REQUESTS, ensure_indexes
+from tests.fixtures.conversations import SESSIONS, exchanges, final_thread
+from tests.storage.conversation_helpers import T0, documents_of
+
+MAIN = "5d0c2f1a-7b9e-4c3d-8a61-2f4e9b7c1d03"
+LEGACY = "b7e41f09-2c5d-4a86-9e13-6f0a8d2c4b75"
+
+
+def _docs() -> list[dict[str, Any]]:
+    """The three sessions, an hour apart (main first, the SDK conversation last)."""
+    out: list[dict[str, Any]] = []
+    for hour, name in enumerate(SESSIONS):
+        out += documents_of(exchanges(name), T0 + timedelta(hours=hour))
+    return out
+
+
+# ---- as data ------------------------------------------------------------------------------
+def test_queries_start_from_indexed_fields() -> None:
+    page = q.page_pipeline(q.list_filter("all"), 2, 10)
+    assert page[0] == {"$match": {"conversation.id": {"$gte": ""}}}
+    assert page[1] == {"$sort": {"conversation.id": 1, "timestamp": -1}}
+    assert page[-1]["$facet"]["items"] == [{"$skip": 10}, {"$limit": 10}]
+    assert q.page_pipeline(q.project_filter("/p"), 1, 5)[0] == {
+        "$match": {"conversation.projectPath": "/p"}
+    }
+    assert q.summary_pipeline(["a"])[0] == {"$match": {"conversation.id": {"$in": ["a"]}}}
+
+
+def test_project_is_a_value_and_search_is_word_based() -> None:
+    # Regex and path syntax in a project stay literal characters of one value.
+    assert q.project_filter("/a/.*/../b") == {"conversation.projectPath": "/a/.*/../b"}
+    words = q.query_words("KeyError in parse_invoice")
+    assert words == ["keyerror", "in", "parse_invoice", "parse", "invoice"]
+    assert q.search_match(words, "/p", T0, None) == [
+        {
+            "$match": {
+                "conversation.words": "parse_invoice",  # the longest: one index lookup
+                "conversation.projectPath": "/p",
+                "timestamp": {"$gte": T0},
+            }
+        },
+        {"$match": {"conversation.words": {"$all": words}}},
+    ]
+    assert q.search_match(["one"], None, None, None) == [{"$match": {"conversation.words": "one"}}]
+    pipeline = json.dumps(q.search_pipeline(q.search_match(words, None, None, None), 1, 10))
+    assert "$regex" not in pipeline and "$text" not in pipeline
+    assert (
+        q.ID_PATTERN.match(MAIN) and not q.ID_PATTERN.match("../x") and not q.ID_PATTERN.match("")
+    )
+
+
+# ---- against the database -----------------------------------------------------------------
+@pytest.fixture
+async def loaded(db: AsyncDatabase[Any]) -> AsyncDatabase[Any]:
+    await ensure_indexes(db[REQUESTS], None)
+    await db[REQUESTS].insert_many(_docs())
+    return db
+
+
+async def _run(db: AsyncDatabase[Any], pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return await (await db[REQUESTS].aggregate(pipeline)).to_list(None)
+
+
+async def test_pages_newest_activity_first(loaded: AsyncDatabase[Any]) -> None:
+    (facet,) = await _run(loaded, q.page_pipeline(q.list_filter(None), 1, 2))
+    ids = [item["_id"] for item in facet["items"]]
+    assert ids[1:] == [LEGACY] and facet["total"] == [{"n": 3}]
+    (facet,) = await _run(loaded, q.page_pipeline(q.list_filter(None), 2, 2))
+    assert [item["_id"] for item in facet["items"]] == [MAIN]
+    (facet,) = await _run(loaded, q.page_pipeline(q.list_filter("haiku"), 1, 10))
+    assert [item["_id"] for item in facet["items"]] == [MAIN]
+    (facet,) = await _run(
+        loaded, q.page_pipeline(q.project_filter("/Users/dana/src/legacy-app"), 1, 10)
+    )
+    assert [item["_id"] for item in facet["items"]] == [LEGACY]
+
+
+async def test_pipeline_summaries_match_the_python_summary(loaded: AsyncDatabase[Any]) -> None:
+    repo = ConversationsRepo(loaded)
+    items, total = await repo.page(1, 10)
+    assert total == 3
+    docs = [d for d in _docs() if d["conversation"]]
+    for item in items:
+        expected = summary([d for d in docs if d["conversation"]["id"] == item["id"]])
+        for key, value in expected.items():
+            got = item[key]
+            if hasattr(value, "isoformat"):
+                value = value.isoformat().replace("+00:00", "Z")
+            if isinstance(value, float):
+                assert got == pytest.approx(value), key
+            else:
+                assert got == value, (item["id"], key)
+
+
+async def test_search_ranks_by_matches_then_recency(loaded: AsyncDatabase[Any]) -> None:
+    async def search(words: list[str], **kw: Any) -> list[dict[str, Any]]:
+        match = q.search_match(words, kw.get("project"), kw.get("start"), kw.get("end"))
+        (facet,) = await _run(loaded, q.search_pipeline(match, 1, 10))
+        return facet["items"]
+
+    hits = await search(["currency"])
+    assert [h["_id"] for h in hits] == [MAIN] and hits[0]["matches"] >= 3
+    hits = await search(["the"])
+    assert [(h["matches"], h["lastMatch"]) for h in hits] == sorted(
+        ((h["matches"], h["lastMatch"]) for h in hits), reverse=True
+    )
+    assert hits[0]["_id"] == MAIN and len(hits) >= 2
+    assert await search(["currency", "babel"]) == []  # every word must be in one request
+    assert [h["_id"] for h in await search(["babel"], project="/Users/dana/src/legacy-app")] == [
+        LEGACY
+    ]
+    assert await search(["babel"], project="/home/dev/acme-billing") == []
+    assert await search(["currency"], start=T0 + timedelta(hours=1)) == []
+    assert [h["_id"] for h in await search(["currency"], end=T0 + timedelta(hours=1))] == [MAIN]
+
+
+async def test_queries_use_the_conversation_indexes(loaded: AsyncDatabase[Any]) -> None:
+    async def plan(pipeline: list[dict[str, Any]]) -> str:
+        explained = await loaded.command("aggregate", REQUESTS, pipeline=pipeline, explain=True)
+        return json.dumps(explained, default=str)
+
+    search = q.search_match(["currency", "parse"], None, None, None)
+    assert "conversation_words_time" in await plan(q.search_pipeline(search, 1, 10))
+    assert "conversation_time" in await plan([{"$match": q.thread_filter(MAIN)}])
+    assert "conversation_time" in await plan(q.summary_pipeline([MAIN, LEGACY]))
+    project = q.project_filter("/home/dev/acme-billing")
+    assert "conversation_project_time" in await plan(q.page_pipeline(project, 1, 10))
+
+
+async def test_repo_fills_gaps_from_bodies_in_gridfs(
+    db: AsyncDatabase[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bodies, "LARGE_BODY_BYTES", 10)  # every body goes to GridFS
+    entries = exchanges("sdk_conversation")
+    docs = documents_of(entries)
+    await db[REQUESTS].insert_many([await offload_bodies(db, d) for d in docs])
+    conv = await ConversationsRepo(db).get(docs[0]["conversation"]["id"], None)
+    assert conv is not None and conv["incomplete"] is False
+    shown = [{"role": t["role"], "content": t["content"]} for t in conv["turns"]]
+    assert [m["role"] for m in shown] == [m["role"] for m in final_thread(entries[-1])]
+    assert shown[1]["content"] == [{"type": "text", "text": "Bonjour."}]
+    assert await ConversationsRepo(db).get(docs[0]["conversation"]["id"], "/elsewhere") is None
+    assert await ConversationsRepo(db).get("unknown-id", None) is None
