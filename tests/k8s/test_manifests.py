@@ -50,6 +50,7 @@ K8S_VERSIONS = ("1.34.0", "1.37.0")
 TARGETS = {
     "base": K8S / "base",
     "mongodb": K8S / "mongodb",
+    "grafana": K8S / "grafana",
     "dev": K8S / "overlays" / "dev",
     "prod": K8S / "overlays" / "prod",
 }
@@ -221,6 +222,8 @@ EXPECTED_KINDS = {
         "NetworkPolicy",
     },
     "mongodb": {"StatefulSet", "Service", "NetworkPolicy"},
+    # Dashboard, data sources, dashboard provider (tests/k8s/test_grafana_dashboard.py).
+    "grafana": {"ConfigMap"},
     "dev": {
         "Namespace",
         "ConfigMap",
