@@ -5,7 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["bench.proxy_bench", "bench.log_bench"]
+BENCHMARKS = [
+    "bench.proxy_bench",
+    "bench.log_bench",
+    "bench.stats_bench",
+    "bench.rolling_update",
+]
 
 if __name__ == "__main__":
     for module in BENCHMARKS:

@@ -19,6 +19,7 @@ from control.routing import RoutingConfig
 from metrics.recorder import MetricsRecorder
 from metrics.registry import multiprocess_dir, prepare_multiprocess_dir
 from runtime.drain import install_drain_handlers
+from runtime.manager_wait import register_manager_wait
 from runtime.settings import Settings
 from runtime.state import LiveState, worker_slot
 from storage.listeners import register_storage
@@ -36,6 +37,7 @@ def register_listeners(app: Sanic, settings: Settings, routing: RoutingConfig) -
     app.ctx.metrics = MetricsRecorder()
     # Registered first: its before_server_start opens the writer the forwarder feeds.
     register_storage(app, settings)
+    register_manager_wait(app)
     app.ctx.metrics.pricer = app.ctx.prices.cost
 
     @app.main_process_start

@@ -83,6 +83,8 @@ class LogWriter:
         self._on_stats = on_stats
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._idle = asyncio.Event()  # set while no batch is being written
+        self._idle.set()
         self._down_until = 0.0  # monotonic time before which MongoDB is not retried
         self._backoff = 1.0
         self._database_up = True
@@ -106,6 +108,10 @@ class LogWriter:
     async def close(self, within: float) -> None:
         self._closing = True
         if self._task is not None:
+            # Let a batch being inserted finish rather than cancel it into the
+            # journal: in Kubernetes the journal's emptyDir goes with the pod.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), within)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -145,13 +151,17 @@ class LogWriter:
 
     # ---- the background task --------------------------------------------------------
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 first = await asyncio.wait_for(self._queue.get(), timeout=1.0)
             except TimeoutError:
                 first = None
+            if self._closing and first is not None:
+                self._queue.put_nowait(first)  # close() flushes it
+                return
             batch = [first] if first is not None else []
             batch += self._take_batch(self._batch_max - len(batch))
+            self._idle.clear()
             try:
                 if batch:
                     await self._write(batch)
@@ -165,6 +175,8 @@ class LogWriter:
                 raise
             except Exception:  # a bug must not stop the writer for good
                 logger.exception("log writer iteration failed")
+            finally:
+                self._idle.set()
             if self._on_stats is not None:
                 self._on_stats(self.stats())
 

@@ -14,6 +14,8 @@ proxy forwards like any other header):
     drop:N              send N events of text_basic, then cut the connection
     echo                answer JSON describing the request as received
     bigline:BYTES       one SSE event whose data line is BYTES long
+    long:N:MS           a complete text message of N deltas spaced MS apart; the
+                        exact bytes are `long_stream(N)`, so a client can check them
 
 `x-fake-delay-ms` spaces the replayed events. Without `x-fake`, /v1/messages
 answers text_basic (SSE if the body asks to stream), count_tokens and models
@@ -69,6 +71,57 @@ ERRORS = {
     500: "api_error",
     529: "overloaded_error",
 }
+
+
+def long_stream(deltas: int) -> list[bytes]:
+    """The events of the `long:N:MS` scenario: deterministic, so a client that asked
+    for N deltas knows every byte it must receive, message_stop included."""
+
+    def event(name: str, data: dict[str, Any]) -> bytes:
+        return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+    usage = {"input_tokens": 1200, "output_tokens": 1}
+    message = {
+        "id": f"msg_long{deltas:06d}",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-4-5-20250929",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": usage,
+    }
+    events = [
+        event("message_start", {"type": "message_start", "message": message}),
+        event(
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+        ),
+    ]
+    for i in range(deltas):
+        delta = {"type": "text_delta", "text": f"part {i} of {deltas}. "}
+        events.append(
+            event(
+                "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}
+            )
+        )
+    events += [
+        event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        event(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": deltas * 5},
+            },
+        ),
+        event("message_stop", {"type": "message_stop"}),
+    ]
+    return events
 
 
 def headers_of(request: web.Request) -> list[tuple[str, str]]:
@@ -213,6 +266,10 @@ class FakeUpstream:
             await response.write(f"event: content_block_delta\ndata: {data}\n\n".encode())
             await response.write_eof()
             return response
+        if kind == "long":
+            count, _, ms = arg.partition(":")
+            events = [("", raw) for raw in long_stream(int(count))]
+            return await self._replay(request, events, float(ms) / 1000)
         raise web.HTTPBadRequest(text=f"unknown x-fake scenario {scenario!r}")
 
     async def _default(self, request: web.Request, body: bytes) -> web.StreamResponse:

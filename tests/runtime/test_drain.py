@@ -101,3 +101,39 @@ async def test_drain_timeout_bounds_the_wait(tmp_path, upstream: FakeUpstream) -
     finally:
         proxy.stop()
     assert "drain timeout" in proxy.log()
+
+
+async def test_manager_waits_for_a_worker_draining_longer_than_sanics_10s(
+    tmp_path, upstream: FakeUpstream
+) -> None:
+    """Sanic's manager gives each worker 10 s after SIGTERM, then closes the socket
+    under it; ours waits: /livez answers until the long stream has finished."""
+    proxy = start_proxy(
+        tmp_path,
+        {"ANTHROPIC_FORWARD_URL": upstream.url, "SANIC_WORKERS": "2", "DRAIN_TIMEOUT": "60"},
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            resp = await http.post(
+                f"{proxy.url}/v1/messages",
+                data=b'{"stream":true}',
+                headers={"x-fake": "ticks:56:250"},  # a 14 s stream
+            )
+            reader = asyncio.create_task(_read_events(resp))
+            await asyncio.sleep(1.0)
+            proxy.signal(signal.SIGTERM)
+            refused = []
+            while not reader.done():
+                try:
+                    async with http.get(f"{proxy.url}/livez") as livez:
+                        assert livez.status == 200
+                except aiohttp.ClientConnectionError:
+                    refused.append(time.monotonic())
+                await asyncio.sleep(0.5)
+            events = await reader
+        assert len(events) == 56
+        assert refused == [], "the listener closed while a worker was still draining"
+        assert await asyncio.to_thread(proxy.proc.wait, 20) == 0
+    finally:
+        proxy.stop()
+    assert "all workers exited after" in proxy.log()

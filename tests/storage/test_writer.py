@@ -132,6 +132,35 @@ async def test_close_flushes_queue(db: AsyncDatabase[Any], tmp_path: Path) -> No
     assert await db[REQUESTS].count_documents({}) == 30
 
 
+async def test_close_lets_a_batch_being_inserted_finish(
+    db: AsyncDatabase[Any], tmp_path: Path
+) -> None:
+    """Cancelling an insert midway would push its batch into the journal, which in
+    Kubernetes is deleted with the pod; close() waits for it instead."""
+    writer = LogWriter(db, Journal(tmp_path / "journal"), PRICES)
+    insert_many = writer._requests.insert_many
+    started = asyncio.Event()
+
+    async def slow_insert(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        await asyncio.sleep(0.5)
+        return await insert_many(*args, **kwargs)
+
+    writer._requests.insert_many = slow_insert  # type: ignore[method-assign]
+    journaled: list[int] = []
+    append = writer._journal.append
+    writer._journal.append = lambda docs: (journaled.append(len(docs)), append(docs))[1]  # type: ignore[method-assign]
+    writer.start()
+    for n in range(10):
+        writer.submit(make_exchange(n))
+    await started.wait()
+    for n in range(10, 15):  # queued behind the running batch
+        writer.submit(make_exchange(n))
+    await writer.close(10)
+    assert await db[REQUESTS].count_documents({}) == 15
+    assert journaled == []  # straight to MongoDB, never through the journal
+
+
 KILLED_WRITER = textwrap.dedent(
     """
     import asyncio, sys
