@@ -161,11 +161,17 @@ def one_line(text: str, limit: int) -> str:
 def words_of(text: str) -> list[str]:
     """Search terms of a text, in order of appearance, each once. Identifiers joined
     with `_` count as a whole and by their parts (`mcp__github__create_issue`)."""
+    # Runs for every logged request: ASCII is already NFKC, and dict assignment
+    # keeps first-seen order, so the common case stays a few fast C calls.
+    folded = (text if text.isascii() else unicodedata.normalize("NFKC", text)).casefold()
     seen: dict[str, None] = {}
-    for token in _WORD.findall(unicodedata.normalize("NFKC", text).casefold()):
-        for word in (token, *token.split("_")):
-            if 2 <= len(word) <= 40:
-                seen.setdefault(word, None)
+    for token in _WORD.findall(folded):
+        if 2 <= len(token) <= 40:
+            seen[token] = None
+        if "_" in token:
+            for part in token.split("_"):
+                if 2 <= len(part) <= 40:
+                    seen[part] = None
     return list(seen)
 
 
