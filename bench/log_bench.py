@@ -10,13 +10,12 @@ import argparse
 import asyncio
 import json
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.database import start_database
 from bench.proxy_bench import (
     ROOT,
     concurrent,
@@ -76,19 +75,7 @@ async def writer_rate(count: int) -> tuple[float, float]:
     """(documents/s sustained by the writer, seconds) into a fresh SecantusDB."""
     storage = tempfile.mkdtemp(prefix="bench-db-")
     port = free_port()
-    db_proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "secantusd-py"),
-            "--port",
-            str(port),
-            "--storage-path",
-            storage,
-            "--log-level",
-            "WARNING",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    db_proc = start_database(storage, port)
     try:
         await asyncio.sleep(3)
         client = connect(f"mongodb://127.0.0.1:{port}")

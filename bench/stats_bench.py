@@ -29,6 +29,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.database import start_database
 from bench.proxy_bench import free_port, wait_ready
 from bench.stats_data import documents
 from storage.journal import Journal
@@ -69,22 +70,6 @@ QUERIES: list[tuple[str, str, dict[str, str]]] = [
     ("latency", "/api/stats/latency", RANGE),
     ("ratelimits (hourly)", "/api/stats/ratelimits", RANGE),
 ]
-
-
-def start_database(storage: str, port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "secantusd-py"),
-            "--port",
-            str(port),
-            "--storage-path",
-            storage,
-            "--log-level",
-            "WARNING",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 async def load(uri: str, count: int, journal: Path) -> dict[str, Any]:

@@ -74,19 +74,9 @@ class StatsService:
         total = shape.empty_sums()
         for row in rows:
             shape.add(total, row)
-        fields = shape.split(total)
         by_model = {row["_id"]: shape.seed_model_entry(row) for row in rows}
         return {
-            "total_requests": fields["requests"],
-            "total_input_tokens": fields["input_tokens"],
-            "total_output_tokens": fields["output_tokens"],
-            "total_cache_tokens": fields["cache_creation_tokens"] + fields["cache_read_tokens"],
-            "total_cache_creation_tokens": fields["cache_creation_tokens"],
-            "total_cache_read_tokens": fields["cache_read_tokens"],
-            "total_tokens": fields["tokens"],
-            "total_cost_usd": fields["cost_usd"],
-            "total_errors": fields["errors"],
-            "unpriced_requests": fields["unpriced_requests"],
+            **shape.usage_totals(total),
             "requests_by_model": by_model,
             "models": [{"model": name, **entry} for name, entry in by_model.items()],
             "start_date": shape.iso(start),

@@ -112,6 +112,17 @@ def seed_model_entry(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def usage_totals(sums: dict[str, Any]) -> dict[str, Any]:
+    """The seed's `UsageStats` totals: each per-model field as `total_<field>`."""
+    entry = seed_model_entry(sums)
+    totals = {f"total_{k}": v for k, v in entry.items() if k != "request_count"}
+    return {
+        "total_requests": entry["request_count"],
+        **totals,
+        "unpriced_requests": split(sums)["unpriced_requests"],
+    }
+
+
 def _histogram(row: dict[str, Any], name: str) -> dict[int, int]:
     return {
         i: int(row.get(f"{name}_{i}") or 0) for i in range(HIST_BUCKETS) if row.get(f"{name}_{i}")

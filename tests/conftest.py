@@ -9,10 +9,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 from sanic import Sanic
 
@@ -162,6 +163,14 @@ def database_name(request: pytest.FixtureRequest) -> str:
     """A database per test, so tests never see each other's data (also on a real MongoDB)."""
     digest = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:12]
     return f"test_{digest}_{os.getpid()}"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client session for the test; modules that compare raw bytes define their
+    own with `auto_decompress=False`."""
+    async with aiohttp.ClientSession() as session:
+        yield session
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,12 +31,6 @@ def served(
     proxy = start_proxy(tmp_path_factory.mktemp("stats"), {"ANTHROPIC_FORWARD_URL": upstream.url})
     yield proxy
     proxy.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def _get(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -32,12 +32,6 @@ def logged(
     proxy = start_proxy(tmp_path_factory.mktemp("log"), {"ANTHROPIC_FORWARD_URL": upstream.url})
     yield proxy
     proxy.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def _send(http: aiohttp.ClientSession, proxy: ProxyProcess, scenario: str) -> str:
