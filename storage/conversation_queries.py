@@ -1,11 +1,13 @@
 """Conversation queries as data: filters, pipelines, projections (pure).
 
-Every query starts from an indexed field of the `conversation` sub-document
-(`storage.mongo` creates the indexes): `conversation.id` + `timestamp` for
-grouping and threads, `conversation.projectPath` + `timestamp` for a project,
-`conversation.words` + `timestamp` for search. Lists run in two steps: the page
-of conversation ids (newest activity first), then the totals of only those
-conversations, so the expensive part never grows with the log.
+Every query starts from an index (`storage.mongo` creates them). The lists read
+the conversation summaries (`storage.conversation_summaries`, one document per
+conversation, kept by the log writer) on `lastActivity`, or `projectPath` +
+`lastActivity` for a project, so a page costs the same however long the log is.
+Request-log queries start from the `conversation` sub-document:
+`conversation.id` + `timestamp` for threads and the summaries of search hits,
+`conversation.projectPath` + `timestamp` and `conversation.words` + `timestamp`
+for search.
 
 Search: the development database has no text indexes, so each request stores
 its normalised words (a multikey array); a query finds the requests holding one
@@ -77,8 +79,20 @@ SNIPPET_PROJECTION: dict[str, int] = {
 }
 
 
+# The lists' order: newest activity first (the `last_activity` index).
+LIST_SORT: list[tuple[str, int]] = [("lastActivity", -1), ("_id", 1)]
+
+
 def list_filter(model: str | None) -> dict[str, Any]:
-    return {**HAS_CONVERSATION, **model_filter(model)}
+    """Summaries of conversations with a request whose model contains `model`
+    (case-insensitive): a regex over each summary's small set of models."""
+    found = model_filter(model)
+    return {"models": found["model"]} if found else {}
+
+
+def list_project_filter(project: str) -> dict[str, Any]:
+    """Summaries of one project path, compared as a value."""
+    return {"projectPath": project}
 
 
 def project_filter(project: str) -> dict[str, Any]:
@@ -88,24 +102,6 @@ def project_filter(project: str) -> dict[str, Any]:
 
 def thread_filter(conversation_id: str) -> dict[str, Any]:
     return {"conversation.id": conversation_id}
-
-
-def page_pipeline(where: dict[str, Any], page: int, limit: int) -> list[dict[str, Any]]:
-    """Conversation ids matching `where`, newest activity first, one page of them
-    and the total. Sorting on the (conversation.id, timestamp) index before taking
-    each group's first timestamp lets MongoDB answer from the index alone."""
-    return [
-        {"$match": where},
-        {"$sort": {"conversation.id": 1, "timestamp": -1}},
-        {"$group": {"_id": "$conversation.id", "lastRequest": {"$first": "$timestamp"}}},
-        {"$sort": {"lastRequest": -1, "_id": 1}},
-        {
-            "$facet": {
-                "items": [{"$skip": (page - 1) * limit}, {"$limit": limit}],
-                "total": [{"$count": "n"}],
-            }
-        },
-    ]
 
 
 def _zero(path: str) -> dict[str, Any]:

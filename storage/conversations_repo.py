@@ -11,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from storage import conversation_queries as q
 from storage.bodies import load_bodies
 from storage.conversation_fields import project_name
+from storage.conversation_summaries import CONVERSATIONS, list_item
 from storage.conversation_text import normalise_message, snippet
 from storage.conversation_thread import duration_ms, rebuild, summary
 from storage.mongo import REQUESTS
@@ -23,13 +24,22 @@ class ConversationsRepo:
     def __init__(self, db: AsyncDatabase[Any]) -> None:
         self._db = db
         self._requests = db[REQUESTS]
+        self._conversations = db[CONVERSATIONS]
 
     async def page(
         self, page: int, limit: int, *, model: str | None = None, project: str | None = None
     ) -> tuple[list[dict[str, Any]], int]:
-        where = q.project_filter(project) if project is not None else q.list_filter(model)
-        ids, total = await self._page_ids(q.page_pipeline(where, page, limit))
-        return await self._summaries(ids), total
+        """One page of conversation summaries, newest activity first."""
+        where = q.list_project_filter(project) if project is not None else q.list_filter(model)
+        docs = (
+            await self._conversations.find(where)
+            .sort(q.LIST_SORT)
+            .skip((page - 1) * limit)
+            .limit(limit)
+            .to_list(None)
+        )
+        total = await self._conversations.count_documents(where)
+        return [_jsonable(list_item(d)) for d in docs], total
 
     async def search(
         self,
@@ -80,14 +90,6 @@ class ConversationsRepo:
         return _jsonable(view)
 
     # ---- helpers ----------------------------------------------------------------------
-    async def _page_ids(self, pipeline: list[dict[str, Any]]) -> tuple[list[str], int]:
-        result = await (await self._requests.aggregate(pipeline)).to_list(None)
-        if not result:
-            return [], 0
-        facet = result[0]
-        total = facet["total"][0]["n"] if facet["total"] else 0
-        return [item["_id"] for item in facet["items"]], total
-
     async def _summaries(self, ids: list[str]) -> list[dict[str, Any]]:
         """Summaries of `ids`, in the order given."""
         if not ids:

@@ -18,9 +18,16 @@ from sanic import Sanic
 from control.settings_store import SettingsStore
 from metrics import registry as m
 from runtime.settings import Settings
+from storage.conversation_summaries import CONVERSATIONS
 from storage.embedded import publish, published, start_embedded
 from storage.journal import Journal
-from storage.mongo import REQUESTS, connect, ensure_indexes, ensure_rollup_indexes
+from storage.mongo import (
+    REQUESTS,
+    connect,
+    ensure_conversation_indexes,
+    ensure_indexes,
+    ensure_rollup_indexes,
+)
 from storage.pricing import PriceTable
 from storage.requests_repo import RequestsRepo
 from storage.rollups import ROLLUPS
@@ -65,6 +72,7 @@ def register_storage(app: Sanic, settings: Settings) -> None:
         try:
             await ensure_indexes(db[REQUESTS], settings.log_retention_days)
             await ensure_rollup_indexes(db[ROLLUPS])
+            await ensure_conversation_indexes(db[CONVERSATIONS], settings.log_retention_days)
         except PyMongoError as exc:  # down at start: the writer journals until it is back
             logger.warning("could not create indexes now (%s); will serve and journal", exc)
         writer = LogWriter(

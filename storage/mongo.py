@@ -50,19 +50,25 @@ async def ensure_indexes(requests: AsyncCollection[Any], retention_days: int | N
             ),
         ]
     )
-    existing = await (await requests.list_indexes()).to_list(None)
-    ttl = next((ix for ix in existing if ix["name"] == TTL_INDEX), None)
+    await _ensure_ttl(requests, "timestamp", TTL_INDEX, retention_days)
+
+
+async def _ensure_ttl(
+    collection: AsyncCollection[Any], field: str, name: str, retention_days: int | None
+) -> None:
+    existing = await (await collection.list_indexes()).to_list(None)
+    ttl = next((ix for ix in existing if ix["name"] == name), None)
     wanted = retention_days * 86400 if retention_days else None
     if ttl is not None and ttl.get("expireAfterSeconds") != wanted:
-        await requests.drop_index(TTL_INDEX)  # retention changed or turned off
+        await collection.drop_index(name)  # retention changed or turned off
         ttl = None
     if wanted and ttl is None:
         try:
-            await requests.create_index(
-                [("timestamp", ASCENDING)], name=TTL_INDEX, expireAfterSeconds=wanted
+            await collection.create_index(
+                [(field, ASCENDING)], name=name, expireAfterSeconds=wanted
             )
         except OperationFailure as exc:
-            logger.error("could not create the retention (TTL) index: %s", exc)
+            logger.error("could not create the retention (TTL) index on %s: %s", field, exc)
 
 
 async def ensure_rollup_indexes(rollups: AsyncCollection[Any]) -> None:
@@ -74,3 +80,21 @@ async def ensure_rollup_indexes(rollups: AsyncCollection[Any]) -> None:
             )
         ]
     )
+
+
+async def ensure_conversation_indexes(
+    conversations: AsyncCollection[Any], retention_days: int | None = None
+) -> None:
+    """The conversation summaries (storage.conversation_summaries): the list and a
+    project's list, newest activity first. With a retention, a summary expires
+    once its last activity is as old as the requests the log deletes."""
+    await conversations.create_indexes(
+        [
+            IndexModel([("lastActivity", DESCENDING), ("_id", ASCENDING)], name="last_activity"),
+            IndexModel(
+                [("projectPath", ASCENDING), ("lastActivity", DESCENDING), ("_id", ASCENDING)],
+                name="project_last_activity",
+            ),
+        ]
+    )
+    await _ensure_ttl(conversations, "lastActivity", "last_activity_ttl", retention_days)

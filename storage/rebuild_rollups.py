@@ -1,4 +1,5 @@
-"""Rebuild the stats rollups from the request documents (upgrades and repair).
+"""Rebuild the stats rollups and the conversation summaries from the request
+documents (upgrades and repair).
 
     .venv/bin/python -m storage.rebuild_rollups
 
@@ -18,8 +19,10 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from runtime.settings import Settings, SettingsError
+from storage import conversation_summaries as summaries
+from storage.conversation_queries import HAS_CONVERSATION
 from storage.embedded import start_embedded
-from storage.mongo import REQUESTS, connect, ensure_rollup_indexes
+from storage.mongo import REQUESTS, connect, ensure_conversation_indexes, ensure_rollup_indexes
 from storage.rollups import ROLLUPS, fold
 
 logger = logging.getLogger("proxy.rollups")
@@ -65,6 +68,28 @@ async def _apply(rollups: Any, documents: list[dict[str, Any]]) -> int:
     return len(documents)
 
 
+async def rebuild_conversations(
+    db: AsyncDatabase[Any], retention_days: int | None = None, batch: int = 5000
+) -> tuple[int, int]:
+    """Replace every conversation summary with one computed from the request
+    documents; returns (request documents read, summaries written)."""
+    conversations = db[summaries.CONVERSATIONS]
+    await conversations.delete_many({})
+    await ensure_conversation_indexes(conversations, retention_days)
+    read = 0
+    pending: dict[str, summaries.SummaryDelta] = {}
+    cursor = db[REQUESTS].find(HAS_CONVERSATION, summaries.FOLD_FIELDS).batch_size(batch)
+    async for document in cursor:
+        summaries.merge_into(pending, summaries.fold([document]).values())
+        read += 1
+        if len(pending) >= batch:
+            await conversations.bulk_write([d.update() for d in pending.values()], ordered=False)
+            pending = {}
+    if pending:
+        await conversations.bulk_write([d.update() for d in pending.values()], ordered=False)
+    return read, await conversations.count_documents({})
+
+
 async def _main(settings: Settings) -> None:
     embedded = None
     uri = settings.mongodb_uri
@@ -74,9 +99,16 @@ async def _main(settings: Settings) -> None:
     client = connect(uri)
     try:
         started = time.monotonic()
-        read, written = await rebuild(client[settings.mongodb_database])
+        db = client[settings.mongodb_database]
+        read, written = await rebuild(db)
         print(
             f"rebuilt {written} rollup documents from {read} requests "
+            f"in {time.monotonic() - started:.1f} s"
+        )
+        started = time.monotonic()
+        read, written = await rebuild_conversations(db, settings.log_retention_days)
+        print(
+            f"rebuilt {written} conversation summaries from {read} requests "
             f"in {time.monotonic() - started:.1f} s"
         )
     finally:

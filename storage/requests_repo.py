@@ -10,6 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from storage import queries as q
 from storage.bodies import delete_all_bodies, load_bodies
+from storage.conversation_summaries import CONVERSATIONS
 from storage.mongo import REQUESTS
 from storage.rollups import ROLLUPS
 
@@ -62,7 +63,9 @@ class RequestsRepo:
     async def delete_all(self) -> int:
         result = await self._requests.delete_many({})
         await delete_all_bodies(self._db)
-        await self._db[ROLLUPS].delete_many({})  # the stats were derived from them
+        # The stats and the conversation summaries were derived from them.
+        await self._db[ROLLUPS].delete_many({})
+        await self._db[CONVERSATIONS].delete_many({})
         return result.deleted_count
 
 

@@ -10,6 +10,7 @@ whole-hour zone come from hourly rollups, Asia/Kolkata's (+05:30) from the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -107,9 +108,12 @@ def _absolute_steps(start: datetime, end: datetime, minutes: int, tz: ZoneInfo) 
     # Align to the local clock at `start`: local = utc + offset; a zone's offset
     # changes by whole half-hours, so an alignment that holds once holds across.
     offset = int((start.astimezone(tz).utcoffset() or timedelta()).total_seconds())
-    first = epoch(start) - (epoch(start) + offset) % step
-    stop = epoch(end)
-    bounds = list(range(first, stop, step))
+    # Floor, not epoch()'s truncation toward zero: the first boundary must not pass
+    # `start` (a sub-second start before 1970 would otherwise round up past it).
+    second = math.floor(start.timestamp())
+    first = second - (second + offset) % step
+    # A range inside one second on a boundary leaves range() empty: one bucket.
+    bounds = list(range(first, epoch(end), step)) or [first]
     bounds.append(bounds[-1] + step)
     return [datetime.fromtimestamp(b, UTC) for b in bounds]
 

@@ -28,12 +28,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from storage.bodies import offload_bodies
+from storage.conversation_summaries import CONVERSATIONS
 from storage.document import build_document
 from storage.journal import Journal
 from storage.mongo import REQUESTS
 from storage.pricing import PriceTable
 from storage.rollup_writer import RollupWriter
 from storage.rollups import ROLLUPS
+from storage.summary_writer import SummaryWriter
 from streaming.exchange import Exchange
 
 logger = logging.getLogger("proxy.writer")
@@ -76,6 +78,7 @@ class LogWriter:
         self._db = db
         self._requests = db[REQUESTS]
         self._rollups = RollupWriter(db[ROLLUPS])
+        self._summaries = SummaryWriter(db[CONVERSATIONS])
         self._journal = journal
         self._prices = prices
         self._queue: asyncio.Queue[Exchange] = asyncio.Queue(maxsize=queue_max)
@@ -127,6 +130,12 @@ class LogWriter:
                         "`python -m storage.rebuild_rollups` to repair the stats",
                         self._rollups.pending,
                     )
+                if self._summaries.pending and not await self._summaries.apply([]):
+                    logger.error(
+                        "%d conversation summaries could not be updated; run "
+                        "`python -m storage.rebuild_rollups` to repair the list",
+                        self._summaries.pending,
+                    )
         except TimeoutError:
             logger.warning("writer flush timed out; journaling what is left")
         finally:
@@ -169,6 +178,8 @@ class LogWriter:
                     await self._replay()
                     if self._rollups.pending:
                         await self._rollups.apply([])
+                    if self._summaries.pending:
+                        await self._summaries.apply([])
             except asyncio.CancelledError:
                 if batch:  # taken from the queue but not yet written: keep it
                     self._journal.append([self._document(e) for e in batch])
@@ -216,9 +227,9 @@ class LogWriter:
         self._journaled += len(documents)
 
     async def insert_documents(self, documents: list[dict[str, Any]]) -> None:
-        """Store finished documents and count them into the rollups (the bulk path
-        the writer, the journal replay and bulk loads share). Raises PyMongoError
-        when MongoDB did not take them."""
+        """Store finished documents and count them into the rollups and the
+        conversation summaries (the bulk path the writer, the journal replay and
+        bulk loads share). Raises PyMongoError when MongoDB did not take them."""
         if not documents:
             return
         stored = [await offload_bodies(self._db, d) for d in documents]
@@ -236,6 +247,7 @@ class LogWriter:
             duplicates = {e["index"] for e in errors}
             inserted = [d for i, d in enumerate(documents) if i not in duplicates]
         await self._rollups.apply(inserted)
+        await self._summaries.apply(inserted)
 
     async def _replay(self) -> None:
         files = await asyncio.to_thread(self._replay_candidates)

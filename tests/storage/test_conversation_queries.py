@@ -12,9 +12,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from storage import bodies
 from storage import conversation_queries as q
 from storage.bodies import offload_bodies
+from storage.conversation_summaries import CONVERSATIONS
 from storage.conversation_thread import summary
 from storage.conversations_repo import ConversationsRepo
-from storage.mongo import REQUESTS, ensure_indexes
+from storage.mongo import REQUESTS, ensure_conversation_indexes, ensure_indexes
+from storage.summary_writer import SummaryWriter
 from tests.fixtures.conversations import SESSIONS, exchanges, final_thread
 from tests.storage.conversation_helpers import T0, documents_of
 
@@ -32,13 +34,11 @@ def _docs() -> list[dict[str, Any]]:
 
 # ---- as data ------------------------------------------------------------------------------
 def test_queries_start_from_indexed_fields() -> None:
-    page = q.page_pipeline(q.list_filter("all"), 2, 10)
-    assert page[0] == {"$match": {"conversation.id": {"$gte": ""}}}
-    assert page[1] == {"$sort": {"conversation.id": 1, "timestamp": -1}}
-    assert page[-1]["$facet"]["items"] == [{"$skip": 10}, {"$limit": 10}]
-    assert q.page_pipeline(q.project_filter("/p"), 1, 5)[0] == {
-        "$match": {"conversation.projectPath": "/p"}
-    }
+    # The lists read the summaries on (projectPath,) lastActivity: see the indexes below.
+    assert q.list_filter("all") == {} and q.list_filter(None) == {}
+    assert q.list_filter("a.b") == {"models": {"$regex": r"a\.b", "$options": "i"}}
+    assert q.list_project_filter("/p") == {"projectPath": "/p"}
+    assert q.LIST_SORT == [("lastActivity", -1), ("_id", 1)]
     assert q.summary_pipeline(["a"])[0] == {"$match": {"conversation.id": {"$in": ["a"]}}}
 
 
@@ -69,7 +69,10 @@ def test_project_is_a_value_and_search_is_word_based() -> None:
 @pytest.fixture
 async def loaded(db: AsyncDatabase[Any]) -> AsyncDatabase[Any]:
     await ensure_indexes(db[REQUESTS], None)
-    await db[REQUESTS].insert_many(_docs())
+    await ensure_conversation_indexes(db[CONVERSATIONS])
+    docs = _docs()
+    await db[REQUESTS].insert_many(docs)
+    assert await SummaryWriter(db[CONVERSATIONS]).apply(docs)  # what the log writer does
     return db
 
 
@@ -78,17 +81,16 @@ async def _run(db: AsyncDatabase[Any], pipeline: list[dict[str, Any]]) -> list[d
 
 
 async def test_pages_newest_activity_first(loaded: AsyncDatabase[Any]) -> None:
-    (facet,) = await _run(loaded, q.page_pipeline(q.list_filter(None), 1, 2))
-    ids = [item["_id"] for item in facet["items"]]
-    assert ids[1:] == [LEGACY] and facet["total"] == [{"n": 3}]
-    (facet,) = await _run(loaded, q.page_pipeline(q.list_filter(None), 2, 2))
-    assert [item["_id"] for item in facet["items"]] == [MAIN]
-    (facet,) = await _run(loaded, q.page_pipeline(q.list_filter("haiku"), 1, 10))
-    assert [item["_id"] for item in facet["items"]] == [MAIN]
-    (facet,) = await _run(
-        loaded, q.page_pipeline(q.project_filter("/Users/dana/src/legacy-app"), 1, 10)
-    )
-    assert [item["_id"] for item in facet["items"]] == [LEGACY]
+    repo = ConversationsRepo(loaded)
+    items, total = await repo.page(1, 2)
+    ids = [item["id"] for item in items]
+    assert ids[1:] == [LEGACY] and total == 3
+    items, _ = await repo.page(2, 2)
+    assert [item["id"] for item in items] == [MAIN]
+    items, total = await repo.page(1, 10, model="haiku")
+    assert [item["id"] for item in items] == [MAIN] and total == 1
+    items, total = await repo.page(1, 10, project="/Users/dana/src/legacy-app")
+    assert [item["id"] for item in items] == [LEGACY] and total == 1
 
 
 async def test_pipeline_summaries_match_the_python_summary(loaded: AsyncDatabase[Any]) -> None:
@@ -140,7 +142,7 @@ async def test_queries_use_the_conversation_indexes(loaded: AsyncDatabase[Any]) 
     assert "conversation_time" in await plan([{"$match": q.thread_filter(MAIN)}])
     assert "conversation_time" in await plan(q.summary_pipeline([MAIN, LEGACY]))
     project = q.project_filter("/home/dev/acme-billing")
-    assert "conversation_project_time" in await plan(q.page_pipeline(project, 1, 10))
+    assert "conversation_project_time" in await plan([{"$match": project}])
 
 
 async def test_repo_fills_gaps_from_bodies_in_gridfs(

@@ -84,6 +84,25 @@ def test_buckets_cover_the_range_and_start_on_the_local_clock(minutes: int, tz: 
                 assert minute_of_day % min(minutes, 1440) == 0 or minutes == 1440
 
 
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        # Found by Schemathesis: `start=-1&end=0` (epoch ms) answered 500.
+        (utc(1970, 1, 1) - timedelta(milliseconds=1), utc(1970, 1, 1)),
+        # A range inside one second that starts on a bucket boundary.
+        (utc(2026, 3, 1, 10) + timedelta(milliseconds=200), utc(2026, 3, 1, 10, 0, 0, 700_000)),
+        (utc(1969, 7, 20, 20, 17, 40, 500_000), utc(1969, 7, 20, 20, 17, 41)),
+    ],
+)
+@pytest.mark.parametrize("minutes", [1, 60])
+def test_sub_second_and_pre_1970_ranges_get_a_covering_bucket(
+    start: datetime, end: datetime, minutes: int
+) -> None:
+    bounds = bucket_starts(start, end, minutes, ZoneInfo("UTC"))
+    assert bounds[0] <= start < bounds[1]
+    assert bounds[-2] < end <= bounds[-1]
+
+
 def test_decompose_covers_exactly_with_few_segments() -> None:
     rng = random.Random(7)
     for _ in range(300):
