@@ -103,6 +103,40 @@ def build_document(exchange: Exchange, prices: PriceTable) -> dict[str, Any]:
     return document
 
 
+def minimal_document(exchange: Exchange, error: Exception) -> dict[str, Any]:
+    """The record of an exchange whose full document could not be built: what is
+    certain, with the bodies as sent, so the request is never missing from the log."""
+    return {
+        "_id": exchange.request_id,
+        "schemaVersion": SCHEMA_VERSION,
+        "requestId": exchange.request_id,
+        "timestamp": exchange.started_at,
+        "method": exchange.method,
+        "endpoint": exchange.path,
+        "query": exchange.query,
+        "model": exchange.routed_model or exchange.model,
+        "originalModel": exchange.model,
+        "statusCode": exchange.status,
+        "responseTime": _ms(exchange.duration_ms),
+        "timeToFirstByte": _ms(exchange.ttfb_ms),
+        "usage": None,
+        "tokens": 0,
+        "cost": None,
+        "outcome": exchange.outcome.value if exchange.outcome else None,
+        "errorReason": exchange.error_reason,
+        "recordError": f"{type(error).__name__}: {error}"[:500],
+        "request": {
+            "headers": sanitize_headers(exchange.request_headers),
+            **_body_fields(exchange.request_body),
+            "bodyBytes": len(exchange.request_body),
+        },
+        "response": {
+            "statusCode": exchange.status,
+            "headers": sanitize_headers(exchange.response_headers),
+        },
+    }
+
+
 def usage_document(usage: Usage | None) -> dict[str, int] | None:
     if usage is None:
         return None

@@ -24,17 +24,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bson.errors import InvalidDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from storage.bodies import offload_bodies
 from storage.conversation_summaries import CONVERSATIONS
-from storage.document import build_document
+from storage.document import build_document, minimal_document
 from storage.journal import Journal
 from storage.mongo import REQUESTS
 from storage.pricing import PriceTable
 from storage.rollup_writer import RollupWriter
 from storage.rollups import ROLLUPS
+from storage.storable import storable
 from storage.summary_writer import SummaryWriter
 from streaming.exchange import Exchange
 
@@ -205,7 +207,11 @@ class LogWriter:
         return self._take_batch(self._queue.qsize() + 1)
 
     def _document(self, exchange: Exchange) -> dict[str, Any]:
-        return build_document(exchange, self._prices)
+        try:
+            return build_document(exchange, self._prices)
+        except Exception as exc:  # one odd exchange must not cost the batch
+            logger.exception("request record %s built in its minimal form", exchange.request_id)
+            return minimal_document(exchange, exc)
 
     async def _write(self, batch: list[Exchange]) -> None:
         documents = [self._document(e) for e in batch]
@@ -232,7 +238,20 @@ class LogWriter:
         bulk loads share). Raises PyMongoError when MongoDB did not take them."""
         if not documents:
             return
-        stored = [await offload_bodies(self._db, d) for d in documents]
+        try:
+            stored = [await offload_bodies(self._db, d) for d in documents]
+            await self._insert_many(documents, stored)
+        except (InvalidDocument, UnicodeEncodeError, OverflowError) as exc:
+            # A value BSON cannot hold (lone surrogate, huge integer, NUL in a
+            # key): store every record of the batch in a form it can.
+            logger.warning("a request record needed sanitising to be stored: %r", exc)
+            documents = [storable(d) for d in documents]
+            stored = [await offload_bodies(self._db, d) for d in documents]
+            await self._insert_many(documents, stored)
+
+    async def _insert_many(
+        self, documents: list[dict[str, Any]], stored: list[dict[str, Any]]
+    ) -> None:
         inserted = documents
         try:
             await self._requests.insert_many(stored, ordered=False)

@@ -11,8 +11,10 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+import storage.writer
 from storage.journal import Journal, encode_line
 from storage.mongo import REQUESTS, connect, ensure_indexes
 from storage.pricing import PriceTable
@@ -263,3 +265,33 @@ def test_live_siblings_files_are_not_replayed_but_dead_ones_are(tmp_path: Path) 
     assert [f.owner for f in alive.replayable()] == [alive.owner]
     alive.close()  # the owner is gone (as after a crash, the lock is released)
     assert [f.owner for f in other.replayable()] == [alive.owner]
+
+
+async def test_one_odd_record_never_costs_the_batch(
+    db: AsyncDatabase[Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A value BSON refuses (lone surrogate from the upstream, an integer past 64
+    bits) or a document that cannot be built: every record is still stored."""
+    writer = LogWriter(db, Journal(tmp_path / "journal"), PRICES)
+    exchanges = [make_exchange(n) for n in range(6)]
+    exchanges[1].request_headers = [*exchanges[1].request_headers, ("x-note", "a\ud800b")]
+    exchanges[2].ttfb_ms = 2.0**70
+    build = storage.writer.build_document
+
+    def build_or_fail(exchange: Exchange, prices: PriceTable) -> dict[str, Any]:
+        if exchange is exchanges[3]:  # stands for any bug in document building
+            raise KeyError("boom")
+        return build(exchange, prices)
+
+    monkeypatch.setattr(storage.writer, "build_document", build_or_fail)
+    for exchange in exchanges:
+        writer.submit(exchange)
+    await writer.close(10)
+    stored = {d["requestId"]: d async for d in db[REQUESTS].find({})}
+    assert sorted(stored) == sorted(e.request_id for e in exchanges)
+    assert "recordError" in stored[exchanges[3].request_id]
+    assert stored[exchanges[3].request_id]["request"]["headers"] != [["x-api-key", "sk-secret"]]
+    assert "recordError" not in stored[exchanges[0].request_id]
+    assert ["x-note", "a\ufffdb"] in stored[exchanges[1].request_id]["request"]["headers"]
+    assert stored[exchanges[2].request_id]["timeToFirstByte"] == str(2**70)
+    assert stored[exchanges[0].request_id]["usage"]["input_tokens"] == 10
