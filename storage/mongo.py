@@ -72,12 +72,25 @@ async def _ensure_ttl(
 
 
 async def ensure_rollup_indexes(rollups: AsyncCollection[Any]) -> None:
-    # Every stats query is a range on t within one tier and cuboid.
+    """Every stats query is a range on `t` within one tier and cuboid, with equality
+    on the model and/or organization it filters by. One index per filter shape: the
+    development database only picks an index that covers every filtered field (an
+    extra `org` equality turned a 30-day query into a collection scan)."""
+    shapes = {
+        "tier_cuboid_t": [],
+        "tier_cuboid_org_t": ["org"],
+        "tier_cuboid_model_t": ["model"],
+        "tier_cuboid_model_org_t": ["model", "org"],
+    }
     await rollups.create_indexes(
         [
             IndexModel(
-                [("tier", ASCENDING), ("cuboid", ASCENDING), ("t", ASCENDING)], name="tier_cuboid_t"
+                [("tier", ASCENDING), ("cuboid", ASCENDING)]
+                + [(f, ASCENDING) for f in fields]
+                + [("t", ASCENDING)],
+                name=name,
             )
+            for name, fields in shapes.items()
         ]
     )
 

@@ -275,3 +275,19 @@ async def test_rebuild_reproduces_the_rollups(
     assert {**after_usage, "end_date": None} == {**before, "end_date": None}
     after = await service.hourly(START, START + SPAN, 60, ZoneInfo("Europe/Paris"), None, None)
     assert after["hourlyStats"] == hourly_before["hourlyStats"]
+
+
+@pytest.mark.parametrize(
+    ("model", "org"),
+    [(None, None), ("claude-haiku-4-5-20251001", None), (None, "org-beta"), ("x", "org-beta")],
+)
+async def test_every_filter_shape_reads_the_rollups_through_an_index(
+    db: AsyncDatabase[Any], logged: Logged, model: str | None, org: str | None
+) -> None:
+    from storage.stats_pipelines import series
+    from storage.timebuckets import QUARTER
+
+    match = series(QUARTER, START, START + SPAN, model=model, org=org)[0]
+    plan = await db.command("explain", {"aggregate": ROLLUPS, "pipeline": [match], "cursor": {}})
+    text = str(plan)
+    assert "IXSCAN" in text and "COLLSCAN" not in text, text[:600]
