@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from sanic import Request
-from sanic.exceptions import SanicException
+from sanic.exceptions import RequestCancelled, SanicException
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse
 
@@ -28,6 +28,11 @@ class AnthropicErrorHandler(ErrorHandler):
             message = (
                 f"Request body exceeds {self._settings.request_max_bytes} bytes (REQUEST_MAX_BYTES)"
             )
+        elif isinstance(exception, RequestCancelled):
+            # The client went away mid-request: nobody reads this answer, and it
+            # is not a proxy fault (the exchange is logged as client_closed).
+            logger.debug("client closed %s %s", request.method, request.path)
+            message = "Client closed the request"
         elif status >= 500:
             logger.error(
                 "unhandled error on %s %s",
