@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint bench clean
+.PHONY: run test fuzz lint bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ run: $(VENV)/.local-installed
 
 test: $(VENV)/.dev-installed
 	$(PY) -m pytest -q
+
+# The schema-driven run of `make test`, with many more generated requests per operation.
+FUZZ_EXAMPLES ?= 300
+fuzz: $(VENV)/.dev-installed
+	SCHEMATHESIS_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/openapi/test_schemathesis.py
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .

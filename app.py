@@ -11,6 +11,7 @@ from sanic import Sanic
 from control.routing import ConfigError, RoutingConfig, load_config
 from handlers import conversations, health, metrics, proxy, requests, spec, stats
 from handlers import settings as settings_api
+from runtime.client_deadline import DeadlineProtocol, DeadlineRequest
 from runtime.dashboard_guard import install_dashboard_guard
 from runtime.errors import AnthropicErrorHandler
 from runtime.lifecycle import register_listeners
@@ -26,7 +27,9 @@ def create_app(settings: Settings | None = None, routing: RoutingConfig | None =
             settings.config_file, explicit=settings.config_file is not None, environ=os.environ
         )
     _configure_logging(settings.log_level)
-    app = Sanic(APP_NAME, error_handler=AnthropicErrorHandler(settings))
+    app = Sanic(
+        APP_NAME, error_handler=AnthropicErrorHandler(settings), request_class=DeadlineRequest
+    )
     app.config.update(
         {
             "REQUEST_MAX_SIZE": settings.request_max_bytes,
@@ -61,6 +64,8 @@ def create_app(settings: Settings | None = None, routing: RoutingConfig | None =
     ):
         app.blueprint(blueprint)
     install_dashboard_guard(app, settings)
+    if not settings.openapi_docs:
+        spec.hide_docs_ui(app)
     register_listeners(app, settings, routing)
     return app
 
@@ -97,6 +102,7 @@ def main() -> None:
         # SIGTERM into a drain signal for every worker the same way.
         single_process=False,
         access_log=False,
+        protocol=DeadlineProtocol,
     )
 
 

@@ -3,17 +3,16 @@ seed's contract, plus search)."""
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 from sanic_ext import openapi
 
 from handlers.params import BadParameter, datetime_param, int_param, text_param
-from openapi.components import (
-    ConversationDetail,
-    ConversationList,
-    ConversationSearchResults,
-    ErrorResponse,
-)
+from openapi import params
+from openapi.components import ConversationDetail, ConversationList, ConversationSearchResults
+from openapi.responses import error, guarded, ok
 from storage.conversation_queries import ID_PATTERN, MAX_QUERY_WORDS, query_words
 from storage.conversations_repo import ConversationsRepo
 from streaming.errors import error_body
@@ -25,14 +24,16 @@ PROJECT_CHARS = 1024
 QUERY_CHARS = 200
 
 _P = openapi.definitions.Parameter
-_PAGE = _P("page", openapi.Integer(default=1, minimum=1))
-_LIMIT = _P("limit", openapi.Integer(default=10, minimum=1, maximum=MAX_LIMIT))
+_PAGE = _P("page", params.integer(1, 1, 1_000_000))
+_LIMIT = _P("limit", params.integer(10, 1, MAX_LIMIT))
 _PROJECT = _P(
-    "project", openapi.String(), description="Project path, matched exactly (e.g. /home/me/app)"
+    "project",
+    params.text(PROJECT_CHARS),
+    description="Project path, matched exactly (e.g. /home/me/app)",
 )
-_BAD = openapi.definitions.Response({"application/json": ErrorResponse}, status=400)
-_NOT_FOUND = openapi.definitions.Response({"application/json": ErrorResponse}, status=404)
-_UNAVAILABLE = openapi.definitions.Response({"application/json": ErrorResponse}, status=503)
+_BAD = error(400)
+_NOT_FOUND = error(404)
+_UNAVAILABLE = error(503)
 
 
 def _error(status: int, message: str) -> HTTPResponse:
@@ -70,15 +71,11 @@ def _listing(items: list, total: int, page: int, limit: int, **extra: object) ->
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     parameter=[
-        _P("model", openapi.String(default="all"), description="Substring of a model, or all"),
+        _P("model", params.text(default="all"), description="Substring of a model, or all"),
         _PAGE,
         _LIMIT,
     ],
-    response=[
-        openapi.definitions.Response({"application/json": ConversationList}, status=200),
-        _BAD,
-        _UNAVAILABLE,
-    ],
+    response=guarded(ok(ConversationList), _BAD, _UNAVAILABLE),
 )
 async def list_conversations(request: Request) -> HTTPResponse:
     try:
@@ -98,12 +95,12 @@ async def list_conversations(request: Request) -> HTTPResponse:
     summary="List the conversations of one project",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
-    parameter=[_P("project", openapi.String(), required=True), _PAGE, _LIMIT],
-    response=[
-        openapi.definitions.Response({"application/json": ConversationList}, status=200),
-        _BAD,
-        _UNAVAILABLE,
+    parameter=[
+        _P("project", params.text(PROJECT_CHARS, minLength=1), required=True),
+        _PAGE,
+        _LIMIT,
     ],
+    response=guarded(ok(ConversationList), _BAD, _UNAVAILABLE),
 )
 async def project_conversations(request: Request) -> HTTPResponse:
     try:
@@ -131,18 +128,14 @@ async def project_conversations(request: Request) -> HTTPResponse:
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     parameter=[
-        _P("q", openapi.String(), required=True, description="Words to find"),
+        _P("q", params.text(QUERY_CHARS, minLength=2), required=True, description="Words to find"),
         _PROJECT,
-        _P("start", openapi.DateTime(), description="Requests at or after (ISO 8601)"),
-        _P("end", openapi.DateTime(), description="Requests before (ISO 8601)"),
+        _P("start", params.DATE_TIME, description="Requests at or after (ISO 8601)"),
+        _P("end", params.DATE_TIME, description="Requests before (ISO 8601)"),
         _PAGE,
         _LIMIT,
     ],
-    response=[
-        openapi.definitions.Response({"application/json": ConversationSearchResults}, status=200),
-        _BAD,
-        _UNAVAILABLE,
-    ],
+    response=guarded(ok(ConversationSearchResults), _BAD, _UNAVAILABLE),
 )
 async def search_conversations(request: Request) -> HTTPResponse:
     try:
@@ -175,22 +168,24 @@ async def search_conversations(request: Request) -> HTTPResponse:
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     parameter=[
-        _P("id", openapi.String(), location="path", required=True),
+        _P(
+            "id",
+            openapi.String(pattern=ID_PATTERN.pattern),
+            location="path",
+            required=True,
+        ),
         _P(
             "project",
-            openapi.String(),
+            params.text(PROJECT_CHARS),
             description="Project path the conversation must belong to (optional)",
         ),
     ],
-    response=[
-        openapi.definitions.Response({"application/json": ConversationDetail}, status=200),
-        _BAD,
-        _NOT_FOUND,
-        _UNAVAILABLE,
-    ],
+    response=guarded(ok(ConversationDetail), _BAD, _NOT_FOUND, _UNAVAILABLE),
 )
 async def get_conversation(request: Request, id: str) -> HTTPResponse:
-    conversation_id = id  # the seed names the path parameter `id`
+    # The seed names the path parameter `id`. Sanic hands it over still
+    # percent-encoded: `a%3Ab` is the id `a:b`.
+    conversation_id = unquote(id)
     try:
         if not ID_PATTERN.match(conversation_id):
             raise BadParameter("id: 1 to 128 letters, digits, '.', '_', ':' or '-'")

@@ -9,6 +9,7 @@ from sanic.response import HTTPResponse, json
 from sanic_ext import openapi
 
 from openapi.components import DrainingResponse, HealthResponse, LivezResponse
+from openapi.responses import ok, ref
 from runtime.drain import close_after_response
 from runtime.state import LiveState
 
@@ -28,8 +29,10 @@ def _live(request: Request) -> LiveState:
     summary="Readiness: 200 while serving, 503 once draining",
     tag="health",
     response=[
-        openapi.definitions.Response({"application/json": HealthResponse}, status=200),
-        openapi.definitions.Response({"application/json": DrainingResponse}, status=503),
+        ok(HealthResponse, "Serving"),
+        openapi.definitions.Response(
+            {"application/json": ref(DrainingResponse)}, status=503, description="Draining"
+        ),
     ],
 )
 async def health(request: Request) -> HTTPResponse:
@@ -47,7 +50,7 @@ async def health(request: Request) -> HTTPResponse:
 @openapi.definition(
     summary="Liveness and live state: in-flight requests, draining flag",
     tag="health",
-    response=[openapi.definitions.Response({"application/json": LivezResponse}, status=200)],
+    response=[ok(LivezResponse)],
 )
 async def livez(request: Request) -> HTTPResponse:
     live = _live(request)

@@ -17,7 +17,11 @@ bp = Blueprint("metrics")
 @openapi.definition(
     summary="Prometheus metrics (text exposition format)",
     tag="health",
-    response=[openapi.definitions.Response({"text/plain": openapi.String()}, status=200)],
+    response=[
+        openapi.definitions.Response(
+            {"text/plain": openapi.String()}, status=200, description="Prometheus text format"
+        )
+    ],
 )
 async def metrics(request: Request) -> HTTPResponse:
     live = request.app.ctx.live

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from sanic import Request
 from sanic.response import HTTPResponse
 
 from streaming.errors import error_body
+
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 
 
 class BadParameter(ValueError):
@@ -20,10 +23,10 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadParameter(f"{name}: must be an integer, got {raw!r}") from None
+    # ASCII digits only: int() would also take "1_000", " 5 " and other scripts' digits.
+    if not _INTEGER.fullmatch(raw):
+        raise BadParameter(f"{name}: must be an integer, got {raw!r}")
+    value = int(raw)
     if not low <= value <= high:
         raise BadParameter(f"{name}: must be between {low} and {high}, got {value}")
     return value

@@ -6,7 +6,8 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 from sanic_ext import openapi
 
-from openapi.components import ErrorResponse
+from openapi.anthropic import AnthropicRequest, AnthropicResponse, ModelsResponse, TokenCount
+from openapi.responses import API_KEY, BEARER, error, ref
 from streaming.errors import error_body
 from streaming.forward import Forwarder
 
@@ -14,12 +15,24 @@ bp = Blueprint("proxy", url_prefix="/v1")
 
 PASSTHROUGH_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
+# What the proxy itself answers on any forwarded route; any other status (401, 429,
+# 529, ...) is the upstream's own, relayed unchanged in the same error shape.
+_PROXY_ERRORS = (
+    error(400, "Invalid request (the proxy's checks, or the upstream's)"),
+    error(413),
+    error(502),
+    error(504),
+    error("default", "An upstream error, relayed unchanged"),
+)
+
 
 def _forwarder(request: Request) -> Forwarder:
     return request.app.ctx.forwarder
 
 
 @bp.post("/messages")
+@openapi.secured(API_KEY)
+@openapi.secured(BEARER)
 @openapi.definition(
     summary="Create a message (Anthropic Messages API)",
     description=(
@@ -27,17 +40,16 @@ def _forwarder(request: Request) -> Forwarder:
         "except hop-by-hop ones, body bytes). Streaming responses are relayed event by event."
     ),
     tag="proxy",
-    body={"application/json": openapi.Object(description="Anthropic Messages API request")},
+    body=openapi.definitions.RequestBody(
+        {"application/json": ref(AnthropicRequest)}, required=True
+    ),
     response=[
         openapi.definitions.Response(
-            {"application/json": openapi.Object(), "text/event-stream": openapi.String()},
+            {"application/json": ref(AnthropicResponse), "text/event-stream": openapi.String()},
             status=200,
             description="The upstream's message, or its SSE stream",
         ),
-        openapi.definitions.Response({"application/json": ErrorResponse}, status=400),
-        openapi.definitions.Response({"application/json": ErrorResponse}, status=413),
-        openapi.definitions.Response({"application/json": ErrorResponse}, status=502),
-        openapi.definitions.Response({"application/json": ErrorResponse}, status=504),
+        *_PROXY_ERRORS,
     ],
 )
 async def create_message(request: Request) -> HTTPResponse | None:
@@ -45,13 +57,19 @@ async def create_message(request: Request) -> HTTPResponse | None:
 
 
 @bp.post("/messages/count_tokens")
+@openapi.secured(API_KEY)
+@openapi.secured(BEARER)
 @openapi.definition(
     summary="Count tokens of a message request",
     tag="proxy",
-    body={"application/json": openapi.Object()},
+    body=openapi.definitions.RequestBody(
+        {"application/json": ref(AnthropicRequest)}, required=True
+    ),
     response=[
-        openapi.definitions.Response({"application/json": openapi.Object()}, status=200),
-        openapi.definitions.Response({"application/json": ErrorResponse}, status=400),
+        openapi.definitions.Response(
+            {"application/json": ref(TokenCount)}, status=200, description="Token count"
+        ),
+        *_PROXY_ERRORS,
     ],
 )
 async def count_tokens(request: Request) -> HTTPResponse | None:
@@ -59,20 +77,29 @@ async def count_tokens(request: Request) -> HTTPResponse | None:
 
 
 @bp.get("/models")
+@openapi.secured(API_KEY)
+@openapi.secured(BEARER)
 @openapi.definition(
     summary="List models (forwarded to the upstream)",
     tag="proxy",
-    response=[openapi.definitions.Response({"application/json": openapi.Object()}, status=200)],
+    response=[
+        openapi.definitions.Response(
+            {"application/json": ref(ModelsResponse)}, status=200, description="The upstream's list"
+        ),
+        *_PROXY_ERRORS,
+    ],
 )
 async def list_models(request: Request) -> HTTPResponse | None:
     return await _forwarder(request).handle(request)
 
 
 @bp.post("/chat/completions")
+@openapi.secured(API_KEY)
+@openapi.secured(BEARER)
 @openapi.definition(
     summary="OpenAI chat completions: not supported, use /v1/messages",
     tag="proxy",
-    response=[openapi.definitions.Response({"application/json": ErrorResponse}, status=400)],
+    response=[error(400, "Always: use POST /v1/messages")],
 )
 async def chat_completions(request: Request) -> HTTPResponse:
     message = (
@@ -83,10 +110,17 @@ async def chat_completions(request: Request) -> HTTPResponse:
 
 
 @bp.route("/<path:path>", methods=PASSTHROUGH_METHODS)
+@openapi.secured(API_KEY)
+@openapi.secured(BEARER)
 @openapi.definition(
     summary="Any other Anthropic API path, forwarded unchanged",
     tag="proxy",
-    response=[openapi.definitions.Response({"application/json": openapi.Object()}, status=200)],
+    response=[
+        openapi.definitions.Response(
+            {"application/json": openapi.Object()}, status=200, description="The upstream's answer"
+        ),
+        *_PROXY_ERRORS,
+    ],
 )
 async def passthrough(request: Request, path: str) -> HTTPResponse | None:
     return await _forwarder(request).handle(request)

@@ -7,7 +7,9 @@ from sanic.response import HTTPResponse, json
 from sanic_ext import openapi
 
 from handlers.params import BadParameter, datetime_param, int_param, text_param
-from openapi.components import ErrorResponse
+from openapi import params
+from openapi import requests as schemas
+from openapi.responses import error, guarded, ok
 from storage.queries import SHORT_ID
 from storage.requests_repo import RequestsRepo
 from streaming.errors import error_body
@@ -15,13 +17,23 @@ from streaming.errors import error_body
 bp = Blueprint("requests", url_prefix="/api/requests")
 
 _MODEL = openapi.definitions.Parameter(
-    "model", openapi.String(default="all"), description="Substring of the model, or all"
+    "model", params.text(default="all"), description="Substring of the model, or all"
 )
-_BAD = openapi.definitions.Response({"application/json": ErrorResponse}, status=400)
+_BAD = error(400)
+_OFF = error(503)
 
 
-def _repo(request: Request) -> RequestsRepo:
-    return request.app.ctx.requests_repo
+def _repo(request: Request) -> RequestsRepo | None:
+    # Absent with REQUEST_LOG=false (or no database under a test client).
+    return getattr(request.app.ctx, "requests_repo", None)
+
+
+def _unavailable() -> HTTPResponse:
+    return HTTPResponse(
+        error_body(503, "the request log is disabled (REQUEST_LOG=false) or unavailable"),
+        status=503,
+        content_type="application/json",
+    )
 
 
 @bp.get("")
@@ -30,16 +42,11 @@ def _repo(request: Request) -> RequestsRepo:
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     parameter=[
-        openapi.definitions.Parameter("page", openapi.Integer(default=1, minimum=1)),
-        openapi.definitions.Parameter(
-            "limit", openapi.Integer(default=10, minimum=1, maximum=1000)
-        ),
+        openapi.definitions.Parameter("page", params.integer(1, 1, 1_000_000)),
+        openapi.definitions.Parameter("limit", params.integer(10, 1, 1000)),
         _MODEL,
     ],
-    response=[
-        openapi.definitions.Response({"application/json": openapi.Object()}, status=200),
-        _BAD,
-    ],
+    response=guarded(ok(schemas.RequestList), _BAD, _OFF),
 )
 async def list_requests(request: Request) -> HTTPResponse:
     try:
@@ -48,7 +55,9 @@ async def list_requests(request: Request) -> HTTPResponse:
         model = text_param(request, "model", "all")
     except BadParameter as exc:
         return exc.response()
-    items, total = await _repo(request).page(page, limit, model)
+    if (repo := _repo(request)) is None:
+        return _unavailable()
+    items, total = await repo.page(page, limit, model)
     return json({"requests": items, "total": total, "page": page, "limit": limit})
 
 
@@ -57,10 +66,12 @@ async def list_requests(request: Request) -> HTTPResponse:
     summary="Clear all logged requests",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
-    response=[openapi.definitions.Response({"application/json": openapi.Object()}, status=200)],
+    response=guarded(ok(schemas.RequestsCleared), _OFF),
 )
 async def delete_requests(request: Request) -> HTTPResponse:
-    deleted = await _repo(request).delete_all()
+    if (repo := _repo(request)) is None:
+        return _unavailable()
+    deleted = await repo.delete_all()
     return json({"message": "Requests cleared", "deleted": deleted})
 
 
@@ -71,19 +82,16 @@ async def delete_requests(request: Request) -> HTTPResponse:
     secured={"dashboardBasicAuth": []},
     parameter=[
         _MODEL,
-        openapi.definitions.Parameter("start", openapi.DateTime()),
-        openapi.definitions.Parameter("end", openapi.DateTime()),
-        openapi.definitions.Parameter("offset", openapi.Integer(default=0, minimum=0)),
+        openapi.definitions.Parameter("start", params.DATE_TIME),
+        openapi.definitions.Parameter("end", params.DATE_TIME),
+        openapi.definitions.Parameter("offset", params.integer(0, 0, 10_000_000)),
         openapi.definitions.Parameter(
             "limit",
-            openapi.Integer(default=0, minimum=0, maximum=10000),
+            params.integer(0, 0, 10000),
             description="0 = unlimited",
         ),
     ],
-    response=[
-        openapi.definitions.Response({"application/json": openapi.Object()}, status=200),
-        _BAD,
-    ],
+    response=guarded(ok(schemas.RequestSummaryList), _BAD, _OFF),
 )
 async def summary(request: Request) -> HTTPResponse:
     try:
@@ -96,7 +104,9 @@ async def summary(request: Request) -> HTTPResponse:
             raise BadParameter("start: must not be after end")
     except BadParameter as exc:
         return exc.response()
-    items, total = await _repo(request).summaries(model, start, end, offset, limit)
+    if (repo := _repo(request)) is None:
+        return _unavailable()
+    items, total = await repo.summaries(model, start, end, offset, limit)
     return json({"requests": items, "total": total, "offset": offset, "limit": limit})
 
 
@@ -105,10 +115,12 @@ async def summary(request: Request) -> HTTPResponse:
     summary="Date of the most recent logged request",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
-    response=[openapi.definitions.Response({"application/json": openapi.Object()}, status=200)],
+    response=guarded(ok(schemas.LatestDate), _OFF),
 )
 async def latest_date(request: Request) -> HTTPResponse:
-    latest = await _repo(request).latest_date()
+    if (repo := _repo(request)) is None:
+        return _unavailable()
+    latest = await repo.latest_date()
     return json({"latestDate": latest.isoformat().replace("+00:00", "Z") if latest else None})
 
 
@@ -117,11 +129,16 @@ async def latest_date(request: Request) -> HTTPResponse:
     summary="One logged request by full or short (prefix) id",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
-    response=[
-        openapi.definitions.Response({"application/json": openapi.Object()}, status=200),
-        _BAD,
-        openapi.definitions.Response({"application/json": ErrorResponse}, status=404),
+    parameter=[
+        openapi.definitions.Parameter(
+            "request_id",
+            openapi.String(pattern=SHORT_ID.pattern),
+            location="path",
+            required=True,
+            description="Full request id (32 hex digits) or a unique prefix of 4 or more",
+        )
     ],
+    response=guarded(ok(schemas.RequestDetail), _BAD, error(404), _OFF),
 )
 async def get_request(request: Request, request_id: str) -> HTTPResponse:
     if not SHORT_ID.match(request_id):
@@ -130,7 +147,9 @@ async def get_request(request: Request, request_id: str) -> HTTPResponse:
             status=400,
             content_type="application/json",
         )
-    found = await _repo(request).get(request_id)
+    if (repo := _repo(request)) is None:
+        return _unavailable()
+    found = await repo.get(request_id)
     if found is None:
         return HTTPResponse(
             error_body(404, f"No request with id {request_id}"),

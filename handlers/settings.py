@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 from sanic_ext import openapi
 
-from control.header_rules import parse_settings
+from control.header_rules import parse_settings, settings_document
+from control.plan import HeaderRuleSet
 from control.settings_store import SettingsStore
-from openapi.components import ErrorResponse, ProxySettings
+from openapi.components import ProxySettings
+from openapi.responses import error, guarded, ok, ref
 from streaming.errors import error_body
 
 bp = Blueprint("settings", url_prefix="/api")
 
 
-def _store(request: Request) -> SettingsStore:
-    return request.app.ctx.settings_store
+def _store(request: Request) -> SettingsStore | None:
+    # Absent with REQUEST_LOG=false: the rules then live in this process's RuleBook only.
+    return getattr(request.app.ctx, "settings_store", None)
+
+
+def _document(request: Request) -> dict[str, Any]:
+    store = _store(request)
+    if store is not None:
+        return store.document()
+    current = request.app.ctx.rulebook.current
+    return settings_document(list(current.request), list(current.response))
 
 
 @bp.get("/settings")
@@ -24,10 +37,10 @@ def _store(request: Request) -> SettingsStore:
     summary="Current header rules",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
-    response=[openapi.definitions.Response({"application/json": ProxySettings}, status=200)],
+    response=guarded(ok(ProxySettings)),
 )
 async def get_settings(request: Request) -> HTTPResponse:
-    return json_response(_store(request).document())
+    return json_response(_document(request))
 
 
 @bp.put("/settings")
@@ -35,11 +48,8 @@ async def get_settings(request: Request) -> HTTPResponse:
     summary="Replace the header rules (in force on every replica within 5 s)",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
-    body={"application/json": ProxySettings},
-    response=[
-        openapi.definitions.Response({"application/json": ProxySettings}, status=200),
-        openapi.definitions.Response({"application/json": ErrorResponse}, status=400),
-    ],
+    body=openapi.definitions.RequestBody({"application/json": ref(ProxySettings)}, required=True),
+    response=guarded(ok(ProxySettings), error(400)),
 )
 async def put_settings(request: Request) -> HTTPResponse:
     try:
@@ -47,5 +57,10 @@ async def put_settings(request: Request) -> HTTPResponse:
     except ValueError as exc:  # a RuleError naming the rule and field, or invalid JSON
         return HTTPResponse(error_body(400, str(exc)), status=400, content_type="application/json")
     store = _store(request)
-    await store.save(request_rules, response_rules)
-    return json_response(store.document())
+    if store is None:
+        request.app.ctx.rulebook.current = HeaderRuleSet(
+            tuple(request_rules), tuple(response_rules)
+        )
+    else:
+        await store.save(request_rules, response_rules)
+    return json_response(_document(request))

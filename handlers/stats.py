@@ -15,8 +15,9 @@ from sanic.response import HTTPResponse, json
 from sanic_ext import openapi
 
 from handlers.params import BadParameter, datetime_param, int_param, text_param
+from openapi import params
 from openapi import stats as schemas
-from openapi.components import ErrorResponse
+from openapi.responses import error, guarded, ok
 from storage.stats_service import StatsService
 from storage.timebuckets import BUCKET_MINUTES, TimeError, zone
 from streaming.errors import error_body
@@ -25,24 +26,24 @@ bp = Blueprint("stats", url_prefix="/api/stats")
 
 _P = openapi.definitions.Parameter
 _TIME = "ISO 8601 date-time, a date (midnight in tz), or epoch milliseconds"
-_START = _P("start", openapi.String(), description=f"Range start (inclusive): {_TIME}")
-_END = _P("end", openapi.String(), description=f"Range end (exclusive): {_TIME}")
-_START_REQ = _P("start", openapi.String(), required=True, description=f"Range start: {_TIME}")
-_END_REQ = _P("end", openapi.String(), required=True, description=f"Range end: {_TIME}")
-_ORG = _P("org", openapi.String(), description="Organization id (anthropic-organization-id)")
-_MODEL = _P("model", openapi.String(), description="Exact model id (as routed)")
-_TZ = _P("tz", openapi.String(default="UTC"), description="IANA time zone for day/hour buckets")
+_START = _P("start", params.DATE_TIME_OR_DATE, description=f"Range start (inclusive): {_TIME}")
+_END = _P("end", params.DATE_TIME_OR_DATE, description=f"Range end (exclusive): {_TIME}")
+_START_REQ = _P(
+    "start", params.REQUIRED_DATE_TIME_OR_DATE, required=True, description=f"Range start: {_TIME}"
+)
+_END_REQ = _P(
+    "end", params.REQUIRED_DATE_TIME_OR_DATE, required=True, description=f"Range end: {_TIME}"
+)
+_ORG = _P("org", params.text(), description="Organization id (anthropic-organization-id)")
+_MODEL = _P("model", params.text(), description="Exact model id (as routed)")
+_TZ = _P("tz", params.text(64, default="UTC"), description="IANA time zone for day/hour buckets")
 _BUCKET = _P(
     "bucket",
-    openapi.Integer(default=60),
+    params.one_of(list(BUCKET_MINUTES), 60),
     description=f"Bucket size in minutes, one of {', '.join(map(str, BUCKET_MINUTES))}",
 )
-_BAD = openapi.definitions.Response({"application/json": ErrorResponse}, status=400)
-_OFF = openapi.definitions.Response({"application/json": ErrorResponse}, status=503)
-
-
-def _ok(schema: type) -> openapi.definitions.Response:
-    return openapi.definitions.Response({"application/json": schema}, status=200)
+_BAD = error(400)
+_OFF = error(503)
 
 
 def _time(
@@ -69,7 +70,11 @@ async def _answer(
             status=503,
             content_type="application/json",
         )
-    return json(await query(service))
+    try:
+        return json(await query(service))
+    except OverflowError:
+        # Buckets or a default start beyond what datetime holds (years 1 to 9999).
+        return BadParameter("start/end: too close to year 1 or year 9999").response()
 
 
 def _range(request: Request, *, required: bool, aliases: bool = False) -> tuple[Any, ...]:
@@ -109,13 +114,17 @@ def _bad(exc: Exception) -> HTTPResponse:
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     parameter=[
-        _P("start_date", openapi.String(), description=f"Range start: {_TIME} (alias: start)"),
-        _P("end_date", openapi.String(), description=f"Range end: {_TIME} (alias: end)"),
+        _P(
+            "start_date",
+            params.DATE_TIME_OR_DATE,
+            description=f"Range start: {_TIME} (alias: start)",
+        ),
+        _P("end_date", params.DATE_TIME_OR_DATE, description=f"Range end: {_TIME} (alias: end)"),
         _MODEL,
         _ORG,
         _TZ,
     ],
-    response=[_ok(schemas.UsageStats), _BAD, _OFF],
+    response=guarded(ok(schemas.UsageStats), _BAD, _OFF),
 )
 async def usage(request: Request) -> HTTPResponse:
     try:
@@ -132,7 +141,7 @@ async def usage(request: Request) -> HTTPResponse:
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     parameter=[_START, _END, _ORG, _MODEL, _TZ],
-    response=[_ok(schemas.DashboardStats), _BAD, _OFF],
+    response=guarded(ok(schemas.DashboardStats), _BAD, _OFF),
 )
 async def dashboard(request: Request) -> HTTPResponse:
     try:
@@ -152,7 +161,7 @@ async def dashboard(request: Request) -> HTTPResponse:
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     parameter=[_START_REQ, _END_REQ, _BUCKET, _ORG, _MODEL, _TZ],
-    response=[_ok(schemas.HourlyStatsResponse), _BAD, _OFF],
+    response=guarded(ok(schemas.HourlyStatsResponse), _BAD, _OFF),
 )
 async def hourly(request: Request) -> HTTPResponse:
     try:
@@ -173,7 +182,7 @@ async def hourly(request: Request) -> HTTPResponse:
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     parameter=[_START_REQ, _END_REQ, _ORG, _MODEL, _TZ],
-    response=[_ok(schemas.ModelStatsResponse), _BAD, _OFF],
+    response=guarded(ok(schemas.ModelStatsResponse), _BAD, _OFF),
 )
 async def models(request: Request) -> HTTPResponse:
     try:
@@ -189,7 +198,7 @@ async def models(request: Request) -> HTTPResponse:
     summary="Distinct organization ids seen in responses",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
-    response=[_ok(schemas.OrganizationsResponse), _OFF],
+    response=guarded(ok(schemas.OrganizationsResponse), _OFF),
 )
 async def organizations(request: Request) -> HTTPResponse:
     return await _answer(request, lambda s: s.organizations())
@@ -201,7 +210,7 @@ async def organizations(request: Request) -> HTTPResponse:
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     parameter=[_START_REQ, _END_REQ, _ORG, _MODEL, _TZ],
-    response=[_ok(schemas.LatencyStatsResponse), _BAD, _OFF],
+    response=guarded(ok(schemas.LatencyStatsResponse), _BAD, _OFF),
 )
 async def latency(request: Request) -> HTTPResponse:
     try:
@@ -219,7 +228,7 @@ async def latency(request: Request) -> HTTPResponse:
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     parameter=[_START_REQ, _END_REQ, _BUCKET, _ORG, _TZ],
-    response=[_ok(schemas.RateLimitStatsResponse), _BAD, _OFF],
+    response=guarded(ok(schemas.RateLimitStatsResponse), _BAD, _OFF),
 )
 async def rate_limits(request: Request) -> HTTPResponse:
     try:

@@ -7,7 +7,7 @@ and retry proxy errors exactly like upstream ones.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sanic_ext import openapi
@@ -51,6 +51,7 @@ class LivezResponse:
     worker_in_flight: int
     draining: bool
     timestamp: str
+    writer: dict[str, Any] | None = None  # log writer queue and journal state; null: no log
 
 
 @openapi.component
@@ -66,8 +67,9 @@ class HeaderRule:
 @openapi.component
 @dataclass
 class ProxySettings:
-    requestHeaderRules: list[HeaderRule]
-    responseHeaderRules: list[HeaderRule]
+    # PUT replaces the whole document: a missing list means no rules.
+    requestHeaderRules: list[HeaderRule] = field(default_factory=list)
+    responseHeaderRules: list[HeaderRule] = field(default_factory=list)
 
 
 @openapi.component

@@ -62,6 +62,8 @@ class Settings:
     dashboard_password: str | None = field(default=None, repr=False)
     # Origins allowed to call /api/* from a browser; empty: CORS off.
     cors_origins: tuple[str, ...] = ()
+    # The interactive API docs at /docs; false keeps /openapi.json|yaml but drops the UI.
+    openapi_docs: bool = True
 
     # Storage (request log)
     # false: no request log and no database at all (header rules then live in memory).
@@ -187,6 +189,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "demote_nonstreaming": _bool,
     "dashboard_password": _text,
     "cors_origins": _origins,
+    "openapi_docs": _bool,
     "request_log": _bool,
     "mongodb_uri": _mongodb_uri,
     "mongodb_database": _text,

@@ -83,6 +83,7 @@ class Forwarder:
         )
         try:
             try:
+                refuse_control_characters(exchange)
                 inspect_body(exchange, messages_api=messages_api)
                 return await self._forward(request, exchange)
             except ProxyError as err:
@@ -243,6 +244,20 @@ class Forwarder:
             exchange.finish(Outcome.COMPLETED)
 
 
+def refuse_control_characters(exchange: Exchange) -> None:
+    """Sanic splits header lines on CRLF only, so a bare LF, CR or NUL can reach a
+    header value; forwarding it would be header injection (aiohttp refuses it with
+    an exception that would surface as a 500). Refused with a 400 naming the header,
+    never its value, which may be a credential."""
+    for name, value in exchange.request_headers:
+        if "\n" in value or "\r" in value or "\x00" in value:
+            raise ProxyError(
+                400,
+                f"Header {name[:64]!r}: value must not contain CR, LF or NUL",
+                "invalid_header",
+            )
+
+
 def inspect_body(exchange: Exchange, *, messages_api: bool) -> None:
     """Read what the proxy needs from the body (model, stream) without changing it."""
     body = exchange.request_body
@@ -257,11 +272,19 @@ def inspect_body(exchange: Exchange, *, messages_api: bool) -> None:
                     raise ProxyError(
                         400, f"Request body is not valid JSON: {exc}", "invalid_json"
                     ) from None
+            except RecursionError:
+                # Thousands of nested arrays exhaust the parser's stack; no real
+                # request nests that deep, so refuse it rather than answer 500.
+                raise ProxyError(
+                    400, "Request body is not valid JSON: nested too deeply", "invalid_json"
+                ) from None
     if messages_api and not isinstance(parsed, dict):
         kind = "empty" if not body else f"a JSON {type(parsed).__name__}"
         raise ProxyError(400, f"Request body must be a JSON object, got {kind}", "invalid_json")
     if not isinstance(parsed, dict):
         return
+    if b"\\ud" in body or b"\\uD" in body:
+        parsed = _scrub_surrogates(parsed)
     exchange.request_json = parsed
     model = parsed.get("model")
     stream = parsed.get("stream", False)
@@ -277,3 +300,17 @@ def inspect_body(exchange: Exchange, *, messages_api: bool) -> None:
             raise ProxyError(400, "max_tokens: must be an integer", "invalid_request")
     exchange.model = model if isinstance(model, str) else None
     exchange.stream_requested = stream is True
+
+
+def _scrub_surrogates(value: Any) -> Any:
+    """The parsed body with lone UTF-16 surrogates (`"\\ud800"`, valid JSON text)
+    replaced by U+FFFD. Only the proxy's view changes (model, log fields): the
+    bytes go upstream as sent. Without this, one such string makes the log record
+    unencodable (UTF-8, BSON) and the request would be lost from the log."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_scrub_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_scrub_surrogates(k): _scrub_surrogates(v) for k, v in value.items()}
+    return value
