@@ -42,13 +42,7 @@ def build_document(exchange: Exchange, prices: PriceTable) -> dict[str, Any]:
     rate_limit = parse_rate_limits(resp_headers, organization)
 
     document: dict[str, Any] = {
-        "_id": exchange.request_id,
-        "schemaVersion": SCHEMA_VERSION,
-        "requestId": exchange.request_id,
-        "timestamp": exchange.started_at,
-        "method": exchange.method,
-        "endpoint": exchange.path,
-        "query": exchange.query,
+        **_identity(exchange),
         "model": model,
         "originalModel": exchange.model,
         "routedModel": model,
@@ -103,9 +97,7 @@ def build_document(exchange: Exchange, prices: PriceTable) -> dict[str, Any]:
     return document
 
 
-def minimal_document(exchange: Exchange, error: Exception) -> dict[str, Any]:
-    """The record of an exchange whose full document could not be built: what is
-    certain, with the bodies as sent, so the request is never missing from the log."""
+def _identity(exchange: Exchange) -> dict[str, Any]:
     return {
         "_id": exchange.request_id,
         "schemaVersion": SCHEMA_VERSION,
@@ -114,6 +106,14 @@ def minimal_document(exchange: Exchange, error: Exception) -> dict[str, Any]:
         "method": exchange.method,
         "endpoint": exchange.path,
         "query": exchange.query,
+    }
+
+
+def minimal_document(exchange: Exchange, error: Exception) -> dict[str, Any]:
+    """The record of an exchange whose full document could not be built: what is
+    certain, with the bodies as sent, so the request is never missing from the log."""
+    return {
+        **_identity(exchange),
         "model": exchange.routed_model or exchange.model,
         "originalModel": exchange.model,
         "statusCode": exchange.status,

@@ -34,10 +34,10 @@ from storage.document import build_document, minimal_document
 from storage.journal import Journal
 from storage.mongo import REQUESTS
 from storage.pricing import PriceTable
-from storage.rollup_writer import RollupWriter
+from storage.rollup_writer import rollup_writer
 from storage.rollups import ROLLUPS
 from storage.storable import storable
-from storage.summary_writer import SummaryWriter
+from storage.summary_writer import summary_writer
 from streaming.exchange import Exchange
 
 logger = logging.getLogger("proxy.writer")
@@ -79,8 +79,8 @@ class LogWriter:
     ) -> None:
         self._db = db
         self._requests = db[REQUESTS]
-        self._rollups = RollupWriter(db[ROLLUPS])
-        self._summaries = SummaryWriter(db[CONVERSATIONS])
+        self._rollups = rollup_writer(db[ROLLUPS])
+        self._summaries = summary_writer(db[CONVERSATIONS])
         self._journal = journal
         self._prices = prices
         self._queue: asyncio.Queue[Exchange] = asyncio.Queue(maxsize=queue_max)

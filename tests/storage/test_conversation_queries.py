@@ -16,7 +16,7 @@ from storage.conversation_summaries import CONVERSATIONS
 from storage.conversation_thread import summary
 from storage.conversations_repo import ConversationsRepo
 from storage.mongo import REQUESTS, ensure_conversation_indexes, ensure_indexes
-from storage.summary_writer import SummaryWriter
+from storage.summary_writer import summary_writer
 from tests.fixtures.conversations import SESSIONS, exchanges, final_thread
 from tests.storage.conversation_helpers import T0, documents_of
 
@@ -72,7 +72,7 @@ async def loaded(db: AsyncDatabase[Any]) -> AsyncDatabase[Any]:
     await ensure_conversation_indexes(db[CONVERSATIONS])
     docs = _docs()
     await db[REQUESTS].insert_many(docs)
-    assert await SummaryWriter(db[CONVERSATIONS]).apply(docs)  # what the log writer does
+    assert await summary_writer(db[CONVERSATIONS]).apply(docs)  # what the log writer does
     return db
 
 

@@ -23,7 +23,7 @@ from storage.journal import Journal
 from storage.mongo import REQUESTS, ensure_conversation_indexes, ensure_indexes
 from storage.rebuild_rollups import rebuild_conversations
 from storage.requests_repo import RequestsRepo
-from storage.summary_writer import SummaryWriter
+from storage.summary_writer import summary_writer
 from storage.writer import LogWriter
 from tests.fixtures.conversations import SESSIONS, exchanges
 from tests.storage.conversation_helpers import PRICES, T0, documents_of
@@ -142,7 +142,7 @@ class _Flaky:
 async def test_failed_updates_are_retried_with_the_next_batch(db: AsyncDatabase[Any]) -> None:
     docs = [d for d in _docs() if d["conversation"]]
     flaky = _Flaky(db[CONVERSATIONS])
-    writer = SummaryWriter(flaky)  # type: ignore[arg-type]
+    writer = summary_writer(flaky)  # type: ignore[arg-type]
     assert await writer.apply(docs[:10]) is False and writer.pending
     assert await writer.apply(docs[10:]) is True and writer.pending == 0
     listed = await _listed(db)
@@ -151,7 +151,7 @@ async def test_failed_updates_are_retried_with_the_next_batch(db: AsyncDatabase[
 
     # One update refused by the server (a corrupt summary): the others land, it waits.
     await db[CONVERSATIONS].update_one({"_id": LEGACY}, {"$set": {"requestCount": "x"}})
-    writer = SummaryWriter(db[CONVERSATIONS])
+    writer = summary_writer(db[CONVERSATIONS])
     again = [d for d in docs if d["conversation"]["id"] in (MAIN, LEGACY)]
     assert await writer.apply(again) is False and writer.pending == 1
     main = await db[CONVERSATIONS].find_one({"_id": MAIN})
