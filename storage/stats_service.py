@@ -54,7 +54,10 @@ class StatsService:
     ) -> tuple[list[datetime], list[dict[str, float]]]:
         boundaries = bucket_starts(start, end, minutes, tz)
         tier = finest_common_tier(boundaries)
-        rows = await self._run(p.series(tier, boundaries[0], boundaries[-1], model=model, org=org))
+        documents = await self._run(
+            p.series(tier, boundaries[0], boundaries[-1], model=model, org=org)
+        )
+        rows = [shape.series_row(d) for d in documents]
         return boundaries, shape.fold_series(rows, boundaries)
 
     async def _totals(

@@ -51,6 +51,15 @@ def iso(instant: datetime) -> str:
     return instant.isoformat().replace("+00:00", "Z")
 
 
+def series_row(document: dict[str, Any]) -> dict[str, Any]:
+    """A rollup document as a row of sums keyed like the `$group` outputs."""
+    row: dict[str, Any] = {name: document.get(name) for name in COUNTERS}
+    status = document.get("status") or {}
+    row.update({f"status_{s}": status.get(s) for s in STATUS_CLASSES})
+    row["_id"] = document["t"]
+    return row
+
+
 def fold_series(rows: list[dict[str, Any]], boundaries: list[datetime]) -> list[dict[str, float]]:
     """Rollup rows (`_id` = rollup bucket start) summed into the display buckets
     [boundaries[i], boundaries[i+1]); buckets without data are zeros."""
