@@ -17,12 +17,17 @@ PASSTHROUGH_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS
 
 # What the proxy itself answers on any forwarded route; any other status (401, 429,
 # 529, ...) is the upstream's own, relayed unchanged in the same error shape.
-_PROXY_ERRORS = (
+_NO_BODY_ERRORS = (
     error(400, "Invalid request (the proxy's checks, or the upstream's)"),
-    error(413),
     error(502),
     error(504),
     error("default", "An upstream error, relayed unchanged"),
+)
+# Routes that take a body: its read deadline and size limit apply too.
+_PROXY_ERRORS = (
+    *_NO_BODY_ERRORS,
+    error(408, "The client did not send its request within REQUEST_READ_TIMEOUT"),
+    error(413),
 )
 
 
@@ -86,7 +91,7 @@ async def count_tokens(request: Request) -> HTTPResponse | None:
         openapi.definitions.Response(
             {"application/json": ref(ModelsResponse)}, status=200, description="The upstream's list"
         ),
-        *_PROXY_ERRORS,
+        *_NO_BODY_ERRORS,
     ],
 )
 async def list_models(request: Request) -> HTTPResponse | None:
