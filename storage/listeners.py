@@ -79,6 +79,7 @@ def register_storage(app: Sanic, settings: Settings) -> None:
             db,
             Journal(Path(settings.data_dir) / "journal"),
             app.ctx.prices,
+            linger=settings.writer_linger,
             on_stats=_export_stats,
         )
         writer.start()

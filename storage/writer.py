@@ -75,6 +75,7 @@ class LogWriter:
         *,
         queue_max: int = 10_000,
         batch_max: int = 500,
+        linger: float = 0.0,
         on_stats: Callable[[WriterStats], None] | None = None,
     ) -> None:
         self._db = db
@@ -85,6 +86,8 @@ class LogWriter:
         self._prices = prices
         self._queue: asyncio.Queue[Exchange] = asyncio.Queue(maxsize=queue_max)
         self._batch_max = batch_max
+        self._linger = linger
+        self._batch_started = 0.0  # monotonic start of the last batch
         self._on_stats = on_stats
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -170,10 +173,12 @@ class LogWriter:
             if self._closing and first is not None:
                 self._queue.put_nowait(first)  # close() flushes it
                 return
+            self._idle.clear()  # from here on close() waits for this batch
             batch = [first] if first is not None else []
-            batch += self._take_batch(self._batch_max - len(batch))
-            self._idle.clear()
             try:
+                if first is not None and self._linger:
+                    await self._gather()
+                batch += self._take_batch(self._batch_max - len(batch))
                 if batch:
                     await self._write(batch)
                 if time.monotonic() >= self._down_until:
@@ -192,6 +197,17 @@ class LogWriter:
                 self._idle.set()
             if self._on_stats is not None:
                 self._on_stats(self.stats())
+
+    async def _gather(self) -> None:
+        # Batches start at most every `linger` seconds: a write that took longer
+        # adds no wait. Ends early when a full batch is waiting or close() begins.
+        deadline = self._batch_started + self._linger
+        self._batch_started = max(deadline, time.monotonic())
+        while not self._closing and self._queue.qsize() < self._batch_max - 1:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, 0.01))
 
     def _take_batch(self, limit: int | None = None) -> list[Exchange]:
         limit = self._batch_max if limit is None else limit

@@ -32,11 +32,13 @@ def test_values_parsed() -> None:
             "LOG_LEVEL": "debug",
             "REQUEST_MAX_BYTES": "1024",
             "UPSTREAM_READ_IDLE_TIMEOUT": "30",
+            "WRITER_LINGER": "0",
         }
     )
     assert s.port == 8080 and s.workers == 4 and s.response_header_timeout == 900.5
     assert s.anthropic_forward_url == "http://127.0.0.1:9"
     assert s.log_level == "DEBUG" and s.request_max_bytes == 1024
+    assert s.writer_linger == 0
     # Sanic's idle-like response timer must outlast both of our own timeouts.
     assert s.response_timeout_ceiling > 900.5
 
@@ -55,6 +57,8 @@ def test_values_parsed() -> None:
         ("LOG_LEVEL", "LOUD"),
         ("SANIC_WORKERS", "0"),
         ("MONGODB_URI", "postgres://x"),
+        ("WRITER_LINGER", "-0.1"),
+        ("WRITER_LINGER", "60"),
     ],
 )
 def test_invalid_value_names_the_variable(var: str, value: str) -> None:

@@ -116,6 +116,35 @@ async def _count(db: AsyncDatabase[Any], expected: int) -> bool:
     return await db[REQUESTS].count_documents({}) == expected
 
 
+async def test_linger_gathers_records_into_one_batch(
+    db: AsyncDatabase[Any], tmp_path: Path
+) -> None:
+    """Records arriving in quick succession share one insert (one writer iteration),
+    and close() does not wait out the linger to write them."""
+    seen: list[int] = []
+    writer = LogWriter(
+        db,
+        Journal(tmp_path / "journal"),
+        PRICES,
+        linger=5.0,
+        on_stats=lambda stats: seen.append(stats.written),
+    )
+    writer.start()
+    writer.submit(make_exchange(0))  # after idle: written at once
+    await wait_for(lambda: _count(db, 1))
+    for n in range(1, 8):
+        writer.submit(make_exchange(n))
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)
+    assert await db[REQUESTS].count_documents({}) == 1, "written before the linger ended"
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await writer.close(10)
+    assert loop.time() - started < 4, "close() waited for the linger"
+    assert await db[REQUESTS].count_documents({}) == 8
+    assert [w for w in seen if w > 1] in ([], [8]), seen
+
+
 async def test_full_queue_spills_to_the_journal(db: AsyncDatabase[Any], tmp_path: Path) -> None:
     writer = LogWriter(db, Journal(tmp_path / "journal"), PRICES, queue_max=2)
     for n in range(5):  # not started: the queue fills at once
