@@ -230,7 +230,12 @@ class LogWriter:
             return minimal_document(exchange, exc)
 
     async def _write(self, batch: list[Exchange]) -> None:
-        documents = [self._document(e) for e in batch]
+        documents = []
+        for exchange in batch:
+            documents.append(self._document(exchange))
+            # ~60 µs each: a whole batch at once would stall the requests this
+            # worker is serving for milliseconds.
+            await asyncio.sleep(0)
         if time.monotonic() < self._down_until:
             await self._to_journal(documents)
             return
