@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import secrets
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -67,6 +68,8 @@ class Journal:
         fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._seq = 1
         self._file: Any = None
+        # append/seal/close run in worker threads (the writer's and its spill's).
+        self._mutex = threading.Lock()
 
     def _path(self) -> Path:
         return self.directory / f"journal-{self.owner}-{self._seq}.jsonl"
@@ -75,18 +78,21 @@ class Journal:
         """Durably append documents (blocking: called off the request path)."""
         if not documents:
             return
-        if self._file is None:
-            self._file = self._path().open("ab")
-        self._file.write(b"".join(encode_line(d) for d in documents))
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        data = b"".join(encode_line(d) for d in documents)
+        with self._mutex:
+            if self._file is None:
+                self._file = self._path().open("ab")
+            self._file.write(data)
+            self._file.flush()
+            os.fsync(self._file.fileno())
 
     def seal(self) -> None:
         """Close the current file so it can be replayed; new records go to a new one."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-            self._seq += 1
+        with self._mutex:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+                self._seq += 1
 
     def files(self) -> list[JournalFile]:
         found = []
@@ -134,9 +140,10 @@ class Journal:
                     lock.unlink(missing_ok=True)
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        with self._mutex:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
         if not any(f.owner == self.owner for f in self.files()):
             (self.directory / f"owner-{self.owner}.lock").unlink(missing_ok=True)
         self._lock.close()  # releases the flock

@@ -1,8 +1,9 @@
 """The log writer: finished exchanges → MongoDB in batches, never losing one.
 
 - `submit` (called just after a response is written) only enqueues: the client
-  never waits on storage. If the bounded queue is full, the record goes straight
-  to the journal instead of being dropped.
+  never waits on storage. If the bounded queue is full, the record goes to the
+  journal instead of being dropped: through a spill task that appends in batches
+  off the event loop, or, if even that falls a queue's length behind, at once.
 - A named background task builds documents and inserts them in batches
   (`insert_many(ordered=False)`). A record already stored (same `_id`) counts as
   written, which makes every retry and replay exactly-once.
@@ -98,16 +99,44 @@ class LogWriter:
         self._database_up = True
         self._written = 0
         self._journaled = 0
+        self._spill: list[Exchange] = []  # queue overflow on its way to the journal
+        self._spill_task: asyncio.Task[None] | None = None
 
     # ---- the request path ---------------------------------------------------------
     def submit(self, exchange: Exchange) -> None:
         try:
             self._queue.put_nowait(exchange)
         except asyncio.QueueFull:
-            # Rare: the database has been slow for long. Blocking for one small
-            # append beats losing the record.
-            self._journal.append([self._document(exchange)])
+            # The database has been slower than the traffic for a while.
             self._journaled += 1
+            self._spill.append(exchange)
+            if len(self._spill) > self._queue.maxsize:
+                # The journal cannot keep up either: blocking beats growing.
+                spilled, self._spill = self._spill, []
+                self._journal.append([self._document(e) for e in spilled])
+            elif self._spill_task is None or self._spill_task.done():
+                self._spill_task = asyncio.get_running_loop().create_task(
+                    self._flush_spill(), name="log-writer-spill"
+                )
+
+    async def _flush_spill(self) -> None:
+        while self._spill:
+            taken, self._spill = self._spill, []
+            try:
+                documents = []
+                for exchange in taken:
+                    documents.append(self._document(exchange))
+                    await asyncio.sleep(0)
+                await asyncio.to_thread(self._journal.append, documents)
+            except asyncio.CancelledError:
+                # Back for close() to journal (a record appended twice is
+                # replayed once: same _id).
+                self._spill[:0] = taken
+                raise
+            except Exception:
+                self._spill[:0] = taken  # the next overflow or close() retries
+                logger.exception("could not journal %d overflowing records yet", len(taken))
+                return
 
     # ---- lifecycle ----------------------------------------------------------------
     def start(self) -> None:
@@ -144,9 +173,14 @@ class LogWriter:
         except TimeoutError:
             logger.warning("writer flush timed out; journaling what is left")
         finally:
+            if self._spill_task is not None:
+                # Not cancelled: its append may be under way in a thread.
+                with contextlib.suppress(Exception):
+                    await self._spill_task
+            spilled, self._spill = self._spill, []
             leftover = self._take_all()
-            if leftover:
-                self._journal.append([self._document(e) for e in leftover])
+            if spilled or leftover:
+                self._journal.append([self._document(e) for e in spilled + leftover])
                 self._journaled += len(leftover)
             self._journal.close()
         bytes_, files = self._journal.size()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 import storage.writer
@@ -146,13 +147,50 @@ async def test_linger_gathers_records_into_one_batch(
 
 
 async def test_full_queue_spills_to_the_journal(db: AsyncDatabase[Any], tmp_path: Path) -> None:
-    writer = LogWriter(db, Journal(tmp_path / "journal"), PRICES, queue_max=2)
+    writer = LogWriter(db, Journal(tmp_path / "journal"), PRICES, queue_max=3)
     for n in range(5):  # not started: the queue fills at once
         writer.submit(make_exchange(n))
-    assert writer.stats().queue_depth == 2 and writer.stats().journaled == 3
+    assert writer.stats().queue_depth == 3 and writer.stats().journaled == 2
+    # The overflow is journaled by a background task, never fsync'ed on the
+    # request path.
+    assert writer.stats().journal_files == 0
+
+    async def spilled() -> bool:
+        return writer.stats().journal_files == 1
+
+    await wait_for(spilled)
     writer.start()
     await wait_for(lambda: _count(db, 5))
     await writer.close(5)
+    assert writer.stats().journal_files == 0
+
+
+async def test_overflow_beyond_a_queue_length_is_journaled_at_once(
+    db: AsyncDatabase[Any], tmp_path: Path
+) -> None:
+    """If the spill task falls a whole queue behind, submit appends itself:
+    memory stays bounded."""
+    writer = LogWriter(db, Journal(tmp_path / "journal"), PRICES, queue_max=2)
+    for n in range(5):  # no await in between: the spill task cannot run
+        writer.submit(make_exchange(n))
+    assert writer.stats().journal_files == 1 and writer.stats().journaled == 3
+    writer.start()
+    await wait_for(lambda: _count(db, 5))
+    await writer.close(5)
+
+
+async def test_close_with_the_database_gone_journals_every_record(tmp_path: Path) -> None:
+    gone = AsyncMongoClient(f"mongodb://127.0.0.1:{free_port()}", serverSelectionTimeoutMS=200)
+    db = gone["gone"]
+    writer = LogWriter(db, Journal(tmp_path / "journal"), PRICES, queue_max=2)
+    for n in range(4):
+        writer.submit(make_exchange(n))
+    await writer.close(2)
+    journaled = [
+        d["requestId"] for f in Journal(tmp_path / "journal").files() for d in Journal.read(f)
+    ]
+    assert sorted(set(journaled)) == [f"{n:032x}" for n in range(4)]
+    await gone.close()
 
 
 async def test_close_flushes_queue(db: AsyncDatabase[Any], tmp_path: Path) -> None:
