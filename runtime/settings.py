@@ -52,9 +52,9 @@ class Settings:
     # After the server stopped, how long the log writer may take to flush its queue
     # (to MongoDB, or else to the local journal) before the process exits.
     writer_flush_timeout: float = 30.0
-    # Seconds the writer waits after a record arrives to gather more into the same
-    # batch: fewer, larger inserts and rollup updates cost the database (and the
-    # worker) far less per record. 0 writes each record as soon as it is free.
+    # Least seconds between the starts of two request-log batches: records arriving
+    # meanwhile share one insert and one rollup update, far cheaper per record for
+    # the database and the worker. 0 writes each record as soon as the writer is free.
     writer_linger: float = 0.05
 
     # Control (routing, demotion, dashboard)
@@ -111,7 +111,7 @@ def _positive_float(raw: str) -> float:
     return value
 
 
-def _non_negative_float(raw: str) -> float:
+def _linger_seconds(raw: str) -> float:
     value = float(raw)
     if not math.isfinite(value) or value < 0 or value > 10:
         raise ValueError("must be between 0 and 10 seconds")
@@ -196,7 +196,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "drain_timeout": _positive_float,
     "graceful_shutdown_timeout": _positive_float,
     "writer_flush_timeout": _positive_float,
-    "writer_linger": _non_negative_float,
+    "writer_linger": _linger_seconds,
     "config_file": _text,
     "demote_nonstreaming": _bool,
     "dashboard_password": _text,

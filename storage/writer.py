@@ -123,10 +123,7 @@ class LogWriter:
         while self._spill:
             taken, self._spill = self._spill, []
             try:
-                documents = []
-                for exchange in taken:
-                    documents.append(self._document(exchange))
-                    await asyncio.sleep(0)
+                documents = await self._documents(taken)
                 await asyncio.to_thread(self._journal.append, documents)
             except asyncio.CancelledError:
                 # Back for close() to journal (a record appended twice is
@@ -214,6 +211,7 @@ class LogWriter:
                     await self._gather()
                 batch += self._take_batch(self._batch_max - len(batch))
                 if batch:
+                    self._batch_started = time.monotonic()
                     await self._write(batch)
                 if time.monotonic() >= self._down_until:
                     await self._replay()
@@ -236,7 +234,6 @@ class LogWriter:
         # Batches start at most every `linger` seconds: a write that took longer
         # adds no wait. Ends early when a full batch is waiting or close() begins.
         deadline = self._batch_started + self._linger
-        self._batch_started = max(deadline, time.monotonic())
         while not self._closing and self._queue.qsize() < self._batch_max - 1:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -263,13 +260,17 @@ class LogWriter:
             logger.exception("request record %s built in its minimal form", exchange.request_id)
             return minimal_document(exchange, exc)
 
-    async def _write(self, batch: list[Exchange]) -> None:
+    async def _documents(self, batch: list[Exchange]) -> list[dict[str, Any]]:
         documents = []
         for exchange in batch:
             documents.append(self._document(exchange))
             # ~60 µs each: a whole batch at once would stall the requests this
             # worker is serving for milliseconds.
             await asyncio.sleep(0)
+        return documents
+
+    async def _write(self, batch: list[Exchange]) -> None:
+        documents = await self._documents(batch)
         if time.monotonic() < self._down_until:
             await self._to_journal(documents)
             return
