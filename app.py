@@ -8,7 +8,8 @@ import sys
 
 from sanic import Sanic
 
-from control.routing import ConfigError, RoutingConfig, load_config
+from control.routing import ConfigError, RoutingConfig
+from control.routing_file import load_config
 from handlers import conversations, health, metrics, proxy, requests, spec, stats
 from handlers import settings as settings_api
 from runtime.client_deadline import DeadlineProtocol, DeadlineRequest

@@ -1,14 +1,8 @@
 """Model routing: which provider serves a request, and under which model name.
 
-The YAML file (`CONFIG_FILE`, default `config.yaml`; syntax in config.example.yaml)
-lists providers and rules; the first rule whose every condition holds wins. The file
-is validated on the YAML node tree (`yaml.compose`), not on the loaded data, so each
-error names the file, the line and the reason: a broken file stops start-up, it
-never silently routes everything to the default upstream.
-
-Scalars are read as the text written (YAML 1.1 typing would turn `on` into a
-boolean and `2024` into an int behind the operator's back). API keys never live in
-the file: a provider names the environment variable that holds its key.
+The routing model (providers, patterns, rules) and the request-side helpers the
+plan uses. The YAML file that defines it is read and validated in
+`control.routing_file`; the first rule whose every condition holds wins.
 
 The provider seam: `ProviderFormat` lists the wire formats; only `anthropic` is
 accepted today. An `openai` provider is refused with "not supported yet" until the
@@ -22,27 +16,12 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
-import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-
-from control.header_rules import REFUSED_HEADERS
 from control.jsonbytes import set_member
 from streaming.credentials import fingerprint
 
-DEFAULT_CONFIG_FILE = "config.yaml"
 AGENT_HEADER = "x-claude-code-agent-id"
-# Credentials come from api_key_env only; a header must not smuggle one into the file.
-_CREDENTIAL_HEADERS = frozenset({"x-api-key", "authorization", "proxy-authorization"})
-_SECRET_KEYS = frozenset({"api_key", "apikey", "api-key", "token", "secret"})
-
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_FINGERPRINT = re.compile(r"sha256:[0-9a-f]{16}")
 
 
 class ProviderFormat(StrEnum):
@@ -200,220 +179,6 @@ def agent_of(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> str | No
         if name.lower() == AGENT_HEADER and value.strip():
             return value.strip()
     return None
-
-
-def config_from_environ(environ: Mapping[str, str]) -> RoutingConfig:
-    """Load per CONFIG_FILE: set → that file must exist; unset → `config.yaml` if any."""
-    path = environ.get("CONFIG_FILE", "").strip()
-    return load_config(path or None, explicit=bool(path), environ=environ)
-
-
-def load_config(path: str | None, *, explicit: bool, environ: Mapping[str, str]) -> RoutingConfig:
-    path = path or DEFAULT_CONFIG_FILE
-    file = Path(path)
-    if not file.exists():
-        if explicit:
-            raise ConfigError(path, None, "config file not found (CONFIG_FILE is set)")
-        return RoutingConfig()
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(path, None, f"cannot read the config file: {exc}") from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        reason = f"invalid YAML: {exc.problem or exc.context}"
-        raise ConfigError(path, mark.line + 1 if mark else None, reason) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(path, None, f"invalid YAML: {exc}") from None
-    return _Loader(path, environ).config(root)
-
-
-class _Loader:
-    def __init__(self, path: str, environ: Mapping[str, str]) -> None:
-        self.path, self.environ = path, environ
-
-    def error(self, node: Node, reason: str) -> ConfigError:
-        mark = node.start_mark
-        return ConfigError(self.path, mark.line + 1, reason, mark.column + 1)
-
-    def config(self, root: Node | None) -> RoutingConfig:
-        if root is None or _is_null(root):
-            return RoutingConfig(path=self.path)
-        top = self.mapping(root, "the config", {"providers", "rules"})
-        providers: dict[str, Provider] = {}
-        lines: dict[str, int] = {}
-        for item in self.sequence(top.get("providers"), "providers"):
-            provider, name_node = self.provider(item)
-            if provider.name in providers:
-                raise self.error(
-                    name_node,
-                    f"duplicate provider name {provider.name!r} "
-                    f"(first defined at line {lines[provider.name]})",
-                )
-            providers[provider.name] = provider
-            lines[provider.name] = name_node.start_mark.line + 1
-        rules = tuple(
-            self.rule(item, index, providers)
-            for index, item in enumerate(self.sequence(top.get("rules"), "rules"))
-        )
-        return RoutingConfig(path=self.path, providers=tuple(providers.values()), rules=rules)
-
-    def provider(self, node: Node) -> tuple[Provider, Node]:
-        fields = self.mapping(
-            node, "a provider", {"name", "format", "base_url", "api_key_env", "headers"}
-        )
-        name_node = self.required(fields, node, "name", "a provider")
-        name = self.text(name_node, "name")
-        fmt_text = self.text(fields["format"], "format") if "format" in fields else "anthropic"
-        try:
-            fmt = ProviderFormat(fmt_text)
-        except ValueError:
-            raise self.error(
-                fields["format"], f"unknown format {fmt_text!r} (supported: anthropic)"
-            ) from None
-        if fmt not in SUPPORTED_FORMATS:
-            raise self.error(fields["format"], f"format {fmt_text!r} is not supported yet")
-        url_node = self.required(fields, node, "base_url", f"provider {name!r}")
-        base_url = self.text(url_node, "base_url")
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise self.error(url_node, f"base_url must be an http(s) URL, got {base_url!r}")
-        if parts.query or parts.fragment or parts.username or parts.password:
-            raise self.error(url_node, "base_url must not carry credentials, a query or fragment")
-        api_key = env_name = None
-        if "api_key_env" in fields:
-            env_node = fields["api_key_env"]
-            env_name = self.text(env_node, "api_key_env")
-            if not _ENV_NAME.fullmatch(env_name):
-                raise self.error(env_node, f"api_key_env {env_name!r} is not a variable name")
-            api_key = self.environ.get(env_name, "").strip()
-            if not api_key:
-                raise self.error(
-                    env_node,
-                    f"environment variable {env_name} (api key of {name!r}) is not set or empty",
-                )
-            if _CONTROL.search(api_key):
-                raise self.error(env_node, f"environment variable {env_name} has control chars")
-        headers: list[tuple[str, str]] = []
-        if "headers" in fields:
-            for key_node, value_node in self.pairs(fields["headers"], "headers"):
-                header = self.text(key_node, "a header name")
-                lower = header.lower()
-                if not _TOKEN.fullmatch(header):
-                    raise self.error(key_node, f"{header!r} is not a valid header name")
-                if lower in REFUSED_HEADERS:
-                    raise self.error(key_node, f"{header!r} is a hop-by-hop or framing header")
-                if lower in _CREDENTIAL_HEADERS:
-                    raise self.error(key_node, f"{header!r} carries a credential: use api_key_env")
-                if any(lower == known.lower() for known, _ in headers):
-                    raise self.error(key_node, f"header {header!r} is given twice")
-                value = self.text(value_node, f"header {header!r}", allow_empty=True)
-                if _CONTROL.search(value):
-                    raise self.error(value_node, "a header value must not hold control characters")
-                headers.append((header, value))
-        provider = Provider(name, fmt, base_url.rstrip("/"), api_key, env_name, tuple(headers))
-        return provider, name_node
-
-    def rule(self, node: Node, index: int, providers: Mapping[str, Provider]) -> Rule:
-        fields = self.mapping(node, "a rule", {"name", "match", "action"})
-        name = self.text(fields["name"], "name") if "name" in fields else f"rules[{index}]"
-        models = agents = client_keys = None
-        if "match" in fields and not _is_null(fields["match"]):
-            match = self.mapping(fields["match"], "match", {"model", "agent", "client_key"})
-            if "model" in match:
-                models = self.patterns(match["model"], "model")
-            if "agent" in match:
-                agents = self.patterns(match["agent"], "agent")
-            if "client_key" in match:
-                keys = set()
-                for key_node in self.one_or_many(match["client_key"], "client_key"):
-                    key = self.text(key_node, "client_key").lower()
-                    if not _FINGERPRINT.fullmatch(key):
-                        raise self.error(key_node, "client_key must be sha256:<16 hex digits>")
-                    keys.add(key)
-                client_keys = frozenset(keys)
-        action_node = self.required(fields, node, "action", "a rule")
-        action = self.mapping(action_node, "action", {"provider", "model"})
-        provider_node = self.required(action, action_node, "provider", "action")
-        provider_name = self.text(provider_node, "provider")
-        if provider_name not in providers:
-            known = ", ".join(sorted(providers)) or "none defined"
-            raise self.error(provider_node, f"unknown provider {provider_name!r} ({known})")
-        model = self.text(action["model"], "model") if "model" in action else None
-        line = node.start_mark.line + 1
-        return Rule(name, line, providers[provider_name], model, models, agents, client_keys)
-
-    def patterns(self, node: Node, what: str) -> tuple[Pattern, ...]:
-        out = []
-        for item in self.one_or_many(node, what):
-            try:
-                out.append(Pattern.parse(self.text(item, what)))
-            except ValueError as exc:
-                raise self.error(item, f"{what}: {exc}") from None
-        return tuple(out)
-
-    # Node helpers -----------------------------------------------------------------
-
-    def mapping(self, node: Node, what: str, allowed: set[str]) -> dict[str, Node]:
-        out: dict[str, Node] = {}
-        for key_node, value_node in self.pairs(node, what):
-            key = self.text(key_node, "a key")
-            if key.lower() in _SECRET_KEYS:
-                raise self.error(
-                    key_node,
-                    f"{key!r}: keys are never read from the file; put the key in an "
-                    "environment variable and name it in api_key_env",
-                )
-            if key not in allowed:
-                raise self.error(
-                    key_node,
-                    f"unknown key {key!r} in {what} (allowed: {', '.join(sorted(allowed))})",
-                )
-            out[key] = value_node
-        return out
-
-    def pairs(self, node: Node, what: str) -> list[tuple[Node, Node]]:
-        if not isinstance(node, MappingNode):
-            raise self.error(node, f"{what} must be a mapping")
-        seen: dict[str, int] = {}
-        for key_node, _ in node.value:
-            key = key_node.value if isinstance(key_node, ScalarNode) else None
-            if key in seen:
-                raise self.error(key_node, f"duplicate key {key!r} (first at line {seen[key]})")
-            if key is not None:
-                seen[key] = key_node.start_mark.line + 1
-        return list(node.value)
-
-    def sequence(self, node: Node | None, what: str) -> list[Node]:
-        if node is None or _is_null(node):
-            return []
-        if not isinstance(node, SequenceNode):
-            raise self.error(node, f"{what} must be a list")
-        return list(node.value)
-
-    def one_or_many(self, node: Node, what: str) -> list[Node]:
-        items = node.value if isinstance(node, SequenceNode) else [node]
-        if not items:
-            raise self.error(node, f"{what} must not be an empty list")
-        return items
-
-    def required(self, fields: Mapping[str, Node], node: Node, key: str, what: str) -> Node:
-        if key not in fields:
-            raise self.error(node, f"{what} needs {key!r}")
-        return fields[key]
-
-    def text(self, node: Node, what: str, *, allow_empty: bool = False) -> str:
-        if not isinstance(node, ScalarNode) or _is_null(node):
-            raise self.error(node, f"{what} must be a text value")
-        if not node.value and not allow_empty:
-            raise self.error(node, f"{what} must not be empty")
-        return str(node.value)
-
-
-def _is_null(node: Node) -> bool:
-    return isinstance(node, ScalarNode) and node.tag == "tag:yaml.org,2002:null"
 
 
 def _json_string(value: str) -> bytes:
