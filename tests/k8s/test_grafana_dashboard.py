@@ -31,7 +31,7 @@ from pymongo import MongoClient
 
 from tests.conftest import ProxyProcess, start_proxy
 from tests.fake_upstream import RATE_LIMIT_HEADERS, FakeUpstream
-from tests.k8s.test_manifests import K8S, OVERLAYS, objects, rendered_docs
+from tests.k8s.manifests import K8S, OVERLAYS, objects, rendered_docs
 
 GRAFANA = K8S / "grafana"
 DASHBOARD: dict[str, Any] = json.loads((GRAFANA / "dashboard.json").read_text())
