@@ -30,6 +30,7 @@ from pymongo import UpdateOne
 
 from storage.conversation_fields import project_name
 from storage.conversation_thread import duration_ms
+from storage.rollups import bson_ms
 
 CONVERSATIONS = "conversations"
 
@@ -97,20 +98,27 @@ class SummaryDelta:
             self.high[name] = max(self.high[name], value, key=_rank) if name in self.high else value
         self.models |= other.models
 
-    def update(self) -> UpdateOne:
+    def change(self) -> dict[str, Any]:
+        """The update operators adding this delta (the writer guards them per
+        batch: storage.derived_writer)."""
         change: dict[str, Any] = {"$inc": dict(self.inc), "$min": dict(self.low)}
         if self.high:
             change["$max"] = dict(self.high)
         if self.models:
             change["$addToSet"] = {"models": {"$each": sorted(self.models)}}
-        return UpdateOne({"_id": self.id}, change, upsert=True)
+        return change
+
+    def update(self) -> UpdateOne:
+        """The unguarded upsert: counts again each time it is written."""
+        return UpdateOne({"_id": self.id}, self.change(), upsert=True)
 
 
 def _rank(value: Any) -> Any:
     """How MongoDB orders the values `$min`/`$max` compare here: datetimes and
-    strings by value, the marker documents by their leading position fields."""
+    strings by value, the marker documents by their leading position fields,
+    their time as BSON holds it (whole milliseconds)."""
     if isinstance(value, dict):
-        return (value["at"], value["n"], value["rid"])
+        return (bson_ms(value["at"]), value["n"], value["rid"])
     return value
 
 

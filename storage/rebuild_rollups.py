@@ -4,8 +4,16 @@ documents (upgrades and repair).
     .venv/bin/python -m storage.rebuild_rollups
 
 Configured like the proxy (MONGODB_URI, MONGODB_DATABASE; without MONGODB_URI it
-starts the embedded database on DATA_DIR). Run it with the proxies stopped or
-scaled to zero: requests logged while it runs could be counted twice.
+starts the embedded database on DATA_DIR). Run it with the proxies and recorders
+stopped or scaled to zero: requests logged while it runs could be counted twice.
+
+The rebuilt documents keep the batch marks (`applied.<recorder>`, see
+storage.derived_writer) consistent with what they count: every one gets, per
+recorder, the newest batch any derived document had seen. A recorder's batches
+up to that one are all stored in the request log, so they are counted by the
+rebuild, and a retry of one of them after the rebuild is refused. (A batch whose
+records were stored but whose derived update had not reached any document yet
+is beyond what the derived documents can tell: its retry counts it again.)
 """
 
 from __future__ import annotations
@@ -14,13 +22,16 @@ import asyncio
 import logging
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any
 
+from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from runtime.settings import Settings, SettingsError
 from storage import conversation_summaries as summaries
 from storage.conversation_queries import HAS_CONVERSATION
+from storage.derived_writer import APPLIED, Upsert
 from storage.embedded import start_embedded
 from storage.mongo import REQUESTS, connect, ensure_conversation_indexes, ensure_rollup_indexes
 from storage.rollups import ROLLUPS, fold
@@ -44,10 +55,37 @@ FIELDS: dict[str, int] = {
 }
 
 
+# Seconds each operation of a rebuild may take (it reads the whole log).
+REBUILD_TIMEOUT = 3600.0
+
+async def applied_marks(db: AsyncDatabase[Any]) -> dict[str, int]:
+    """Per recorder, the newest batch any derived document (rollup or summary)
+    has taken."""
+    marks: dict[str, int] = {}
+    for name in (ROLLUPS, summaries.CONVERSATIONS):
+        cursor = db[name].find({APPLIED: {"$type": "object"}}, {"_id": 0, APPLIED: 1})
+        async for document in cursor:
+            for recorder, seq in document[APPLIED].items():
+                if isinstance(seq, int) and not isinstance(seq, bool):
+                    marks[recorder] = max(seq, marks.get(recorder, seq))
+    return marks
+
+
+def _marked(deltas: Iterable[Upsert], marks: dict[str, int]) -> list[UpdateOne]:
+    updates = []
+    for delta in deltas:
+        change = delta.change()
+        if marks:
+            change["$set"] = {APPLIED: dict(marks)}
+        updates.append(UpdateOne({"_id": delta.id}, change, upsert=True))
+    return updates
+
+
 async def rebuild(db: AsyncDatabase[Any], batch: int = 5000) -> tuple[int, int]:
     """Replace every rollup with one computed from the request documents;
     returns (request documents read, rollup documents written)."""
     rollups = db[ROLLUPS]
+    marks = await applied_marks(db)
     await rollups.delete_many({})
     await ensure_rollup_indexes(rollups)
     read = 0
@@ -56,15 +94,15 @@ async def rebuild(db: AsyncDatabase[Any], batch: int = 5000) -> tuple[int, int]:
     async for document in cursor:
         chunk.append(document)
         if len(chunk) >= batch:
-            read += await _apply(rollups, chunk)
+            read += await _apply(rollups, chunk, marks)
             chunk = []
-    read += await _apply(rollups, chunk)
+    read += await _apply(rollups, chunk, marks)
     return read, await rollups.count_documents({})
 
 
-async def _apply(rollups: Any, documents: list[dict[str, Any]]) -> int:
+async def _apply(rollups: Any, documents: list[dict[str, Any]], marks: dict[str, int]) -> int:
     if documents:
-        await rollups.bulk_write([d.update() for d in fold(documents)], ordered=False)
+        await rollups.bulk_write(_marked(fold(documents), marks), ordered=False)
     return len(documents)
 
 
@@ -74,6 +112,7 @@ async def rebuild_conversations(
     """Replace every conversation summary with one computed from the request
     documents; returns (request documents read, summaries written)."""
     conversations = db[summaries.CONVERSATIONS]
+    marks = await applied_marks(db)
     await conversations.delete_many({})
     await ensure_conversation_indexes(conversations, retention_days)
     read = 0
@@ -83,10 +122,10 @@ async def rebuild_conversations(
         summaries.merge_into(pending, summaries.fold([document]).values())
         read += 1
         if len(pending) >= batch:
-            await conversations.bulk_write([d.update() for d in pending.values()], ordered=False)
+            await conversations.bulk_write(_marked(pending.values(), marks), ordered=False)
             pending = {}
     if pending:
-        await conversations.bulk_write([d.update() for d in pending.values()], ordered=False)
+        await conversations.bulk_write(_marked(pending.values(), marks), ordered=False)
     return read, await conversations.count_documents({})
 
 
@@ -96,7 +135,8 @@ async def _main(settings: Settings) -> None:
     if uri is None:
         embedded = start_embedded(settings.data_dir)
         uri = embedded.uri
-    client = connect(uri)
+    # A rebuild reads the whole log: its own deadline, far above a request's.
+    client = connect(uri, max(settings.mongodb_timeout, REBUILD_TIMEOUT))
     try:
         started = time.monotonic()
         db = client[settings.mongodb_database]

@@ -1,4 +1,4 @@
-"""The stats rollups, kept by the log writer (see storage.derived_writer)."""
+"""The stats rollups, kept exactly once per batch (see storage.derived_writer)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 from pymongo.asynchronous.collection import AsyncCollection
 
 from storage.derived_writer import DerivedWriter
-from storage.rollups import Delta, fold, merge_into, rollup_id
+from storage.rollups import Delta, fold, merge_into
 
 
 def rollup_writer(rollups: AsyncCollection[Any]) -> DerivedWriter[Delta]:
-    return DerivedWriter(rollups, fold, merge_into, lambda d: rollup_id(d.key), "rollup")
+    return DerivedWriter(rollups, fold, merge_into, "rollup")

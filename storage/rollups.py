@@ -22,6 +22,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import UpdateOne
@@ -31,6 +32,8 @@ from storage.timebuckets import TIERS, Tier, epoch, tier_start
 ROLLUPS = "rollups"
 CUBOIDS: tuple[str, ...] = ("", "m", "o", "mo")
 UNKNOWN_MODEL = "unknown"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
 
 # Latency histograms: bucket i holds values in [BASE**i, BASE**(i+1)) ms, bucket 0
 # also everything below 1 ms. BASE = 2**(1/4): ~19 % wide buckets, 84 of them
@@ -125,21 +128,47 @@ class Delta:
             old = self.high.get(name)
             self.high[name] = value if old is None else _greater(old, value)
 
-    def update(self) -> UpdateOne:
+    @property
+    def id(self) -> str:
+        return rollup_id(self.key)
+
+    def change(self) -> dict[str, Any]:
+        """The update operators adding this delta (the writer guards them per
+        batch: storage.derived_writer)."""
         change: dict[str, Any] = {"$inc": dict(self.inc), "$setOnInsert": dict(self.key)}
         if self.low:
             change["$min"] = dict(self.low)
         if self.high:
             change["$max"] = dict(self.high)
-        return UpdateOne({"_id": rollup_id(self.key)}, change, upsert=True)
+        return change
+
+    def update(self) -> UpdateOne:
+        """The unguarded upsert: counts again each time it is written."""
+        return UpdateOne({"_id": self.id}, self.change(), upsert=True)
 
 
 def _greater(a: Any, b: Any) -> Any:
     """`$max` as MongoDB applies it: numbers by value, the `rl.last` snapshots
-    (documents whose first field is `at`) by time."""
+    (documents whose first field is `at`) field by field, `at` as BSON holds it
+    (whole milliseconds). So a batch folded here and the same requests counted
+    across many batches keep the same snapshot."""
     if isinstance(a, dict):
-        return b if epoch(b["at"]) >= epoch(a["at"]) else a
+        try:
+            return b if _snapshot_rank(b) >= _snapshot_rank(a) else a
+        except TypeError:  # same millisecond, fields of different types
+            return b
     return max(a, b)
+
+
+def _snapshot_rank(snapshot: dict[str, Any]) -> tuple[int, list[tuple[str, Any]]]:
+    return bson_ms(snapshot["at"]), [(k, v) for k, v in snapshot.items() if k != "at"]
+
+
+def bson_ms(value: datetime) -> int:
+    """A datetime as BSON stores and MongoDB compares it: whole milliseconds
+    since the epoch (naive datetimes are UTC)."""
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return (aware - _EPOCH) // _MILLISECOND
 
 
 def rollup_id(key: dict[str, Any]) -> str:

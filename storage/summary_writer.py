@@ -1,4 +1,4 @@
-"""The conversation summaries, kept by the log writer (see storage.derived_writer)."""
+"""The conversation summaries, kept exactly once per batch (see storage.derived_writer)."""
 
 from __future__ import annotations
 
@@ -12,5 +12,5 @@ from storage.derived_writer import DerivedWriter
 
 def summary_writer(conversations: AsyncCollection[Any]) -> DerivedWriter[SummaryDelta]:
     return DerivedWriter(
-        conversations, lambda docs: fold(docs).values(), merge_into, lambda d: d.id, "conversation"
+        conversations, lambda docs: fold(docs).values(), merge_into, "conversation"
     )
