@@ -15,8 +15,8 @@ from handlers import settings as settings_api
 from runtime.client_deadline import DeadlineProtocol, DeadlineRequest
 from runtime.dashboard_guard import install_dashboard_guard
 from runtime.errors import AnthropicErrorHandler
-from runtime.lifecycle import register_listeners
 from runtime.settings import Settings, SettingsError
+from wiring import register_listeners
 
 APP_NAME = "claude_proxy"
 

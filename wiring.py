@@ -1,8 +1,12 @@
-"""Listeners: each worker's long-lived resources, opened at start, closed at stop.
+"""The composition root beside app.py: builds the services and registers the
+listeners that open and close each process's long-lived resources. Nothing
+imports it but app.py, so every package below reads in one direction
+(streaming ← control ← runtime/forwarding/storage ← recording ← handlers).
 
 Order at stop: drain (runtime.drain) → Sanic closes the listener and idle
-connections → after_server_stop closes the upstream session, once no stream
-can still be using it.
+connections → after_server_stop closes the journal writer and the upstream
+session, once no stream can still be using them → the main process stops the
+recorder, then the embedded database.
 """
 
 from __future__ import annotations
@@ -17,15 +21,16 @@ from sanic import Sanic
 
 from control.plan import RuleBook
 from control.routing import RoutingConfig
+from forwarding.forward import Forwarder
+from forwarding.upstream import UpstreamClient
 from metrics.recorder import MetricsRecorder
 from metrics.registry import multiprocess_dir, prepare_multiprocess_dir
+from recording.listeners import handoff_sink, register_recording
 from runtime.drain import install_drain_handlers
 from runtime.manager_wait import register_manager_wait
 from runtime.settings import Settings
 from runtime.state import LiveState, worker_slot
 from storage.listeners import register_storage
-from streaming.forward import Forwarder
-from streaming.upstream import UpstreamClient
 
 logger = logging.getLogger("proxy")
 
@@ -36,16 +41,22 @@ def register_listeners(app: Sanic, settings: Settings, routing: RoutingConfig) -
     app.ctx.rulebook = RuleBook()
 
     app.ctx.metrics = MetricsRecorder()
-    # Registered first: its before_server_start opens the writer the forwarder feeds.
-    register_storage(app, settings)
-    register_manager_wait(app)
-    app.ctx.metrics.pricer = app.ctx.prices.cost
 
     @app.main_process_start
     async def share_in_flight(app: Sanic) -> None:
+        # First: every process started after this (the recorder, the workers)
+        # inherits the metrics directory.
         prepare_multiprocess_dir()
         # One slot per worker, written only by its owner: no lock on the hot path.
         app.shared_ctx.in_flight = multiprocessing.Array("q", max(settings.workers, 1))
+
+    # Registered first: the embedded database starts before the recorder, the
+    # journal opens before the forwarder that feeds it, and at stop the recorder
+    # stops before the database.
+    register_storage(app, settings)
+    register_recording(app, settings)
+    register_manager_wait(app)
+    app.ctx.metrics.pricer = app.ctx.prices.cost
 
     @app.before_server_start
     async def open_resources(app: Sanic) -> None:
@@ -59,7 +70,7 @@ def register_listeners(app: Sanic, settings: Settings, routing: RoutingConfig) -
             app.ctx.upstream,
             app.ctx.live,
             sinks=[app.ctx.metrics.record]
-            + ([app.ctx.writer.submit] if app.ctx.writer is not None else []),
+            + ([handoff_sink(app.ctx.journal)] if app.ctx.journal is not None else []),
             routing=routing,
             rulebook=app.ctx.rulebook,
         )

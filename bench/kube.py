@@ -34,7 +34,9 @@ import yaml
 
 from bench.lb import LoadBalancer, probe
 from bench.timeline import Timeline
-from storage.journal import decode_line
+from recording.checkpoint import Checkpoint
+from recording.journal import JournalReader, Position
+from recording.paths import RecorderPaths
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOYMENT = ROOT / "k8s" / "base" / "deployment.yaml"
@@ -285,11 +287,25 @@ class Pod:
 
     # ---- the pod's emptyDir -----------------------------------------------------------
     def journal_records(self) -> list[dict[str, Any]]:
-        """Request records the writer left in its journal (lost with the emptyDir)."""
+        """Request records handed off but not stored by the recorder (lost with the
+        emptyDir), as much of a document as the journal's metadata gives."""
+        paths = RecorderPaths(self.data_dir)
+        if not paths.journal.exists():
+            return []
+        reader = JournalReader(paths.journal)
+        done = Checkpoint.load(paths.checkpoint).done
         records = []
-        for path in sorted((self.data_dir / "journal").glob("journal-*.jsonl")):
-            with path.open("rb") as handle:
-                records += [d for line in handle if (d := decode_line(line)) is not None]
+        for owner in reader.owners():
+            after = done.get(owner, Position(0, 0))
+            while batch := reader.read(owner, after, max_records=1000, max_bytes=1 << 30):
+                records += [
+                    {
+                        "_id": r.meta.get("request_id"),
+                        "request": {"headers": r.meta.get("request_headers", [])},
+                    }
+                    for r in batch
+                ]
+                after = batch[-1].end
         return records
 
     def discard_data(self) -> None:

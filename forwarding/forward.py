@@ -1,9 +1,11 @@
 """The forward service: one client request to the upstream and back.
 
 handler → `Forwarder.handle` → inspect the body → upstream client → relay loop
-(observers on the side) → the finished `Exchange` goes to the sink (the log
-writer). The sink is called exactly once per request, also when the client
-disconnects and the handler task is cancelled.
+(the capture on the side) → the finished `Exchange` goes to the sinks (the
+transport metrics, the hand-off to the journal). The sinks are called exactly
+once per request, also when the client disconnects and the handler task is
+cancelled. Nothing here decodes or folds a relayed body, except demotion, which
+must answer with the folded message.
 """
 
 from __future__ import annotations
@@ -23,17 +25,18 @@ from control.demotion import StreamToMessage, demoted_response_headers
 from control.header_rules import apply_rules
 from control.plan import RuleBook, plan_upstream
 from control.routing import RoutingConfig
+from forwarding.capture import Capture, CaptureBudget
+from forwarding.failure_log import failure_fields, format_fields, log_forward_failure
+from forwarding.relay import StreamBroken, buffered_response, read_body, relay_stream
+from forwarding.upstream import UpstreamClient
 from runtime.drain import close_after_response
 from runtime.settings import Settings
 from runtime.state import LiveState
 from streaming.accumulator import finalize
 from streaming.errors import ProxyError
 from streaming.exchange import Exchange, Outcome
-from streaming.failure_log import failure_fields, format_fields, log_forward_failure
 from streaming.headers import get_header, response_headers_for_client
-from streaming.observer import BodyCapture, SSEObserver
-from streaming.relay import StreamBroken, buffered_response, read_body, relay_stream
-from streaming.upstream import UpstreamClient
+from streaming.jsonbody import scrub_if_needed
 
 logger = logging.getLogger("proxy.forward")
 
@@ -43,7 +46,7 @@ BUFFER_LIMIT = 4 * 1024 * 1024
 
 PROXY_REQUEST_ID_HEADER = "x-proxy-request-id"
 
-# Consumers of finished exchanges: the log writer, the metrics recorder.
+# Consumers of finished exchanges: the metrics, the hand-off to the journal.
 ExchangeSink = Callable[[Exchange], None]
 
 
@@ -64,6 +67,7 @@ class Forwarder:
         self.routing = routing or RoutingConfig()
         self.rulebook = rulebook or RuleBook()
         self._base = settings.anthropic_forward_url
+        self._capture_budget = CaptureBudget(settings.log_capture_budget_bytes)
 
     async def handle(self, request: Request, *, messages_api: bool = False) -> HTTPResponse | None:
         """Forward `request`; returns a response, or None once a stream was relayed.
@@ -172,12 +176,14 @@ class Forwarder:
                 raise ProxyError(
                     502, f"Upstream body broke: {exc}", "upstream_stream_broken"
                 ) from None
-            exchange.response_body = body
+            exchange.response_chunks = [body]
+            exchange.response_bytes = exchange.captured_bytes = len(body)
             exchange.response_encoding = encoding
             self._finish(exchange)
             return buffered_response(upstream.status, client_headers, body)
 
-        observer = SSEObserver(encoding) if exchange.is_sse else BodyCapture(encoding)
+        exchange.response_encoding = encoding
+        observer = Capture(self._settings.log_body_max_bytes, self._capture_budget)
         try:
             await relay_stream(
                 request,
@@ -206,9 +212,11 @@ class Forwarder:
         """Fold the upstream's stream and answer the stream:false client with one JSON
         message; headers (request-id, rate limits) come from the stream's response."""
         folder = StreamToMessage()
+        capture = Capture(self._settings.log_body_max_bytes, self._capture_budget)
         try:
             while chunk := await self._client.read_chunk(upstream):
                 folder.feed(chunk)
+                capture.feed(chunk)
         except TimeoutError:
             raise ProxyError(
                 504,
@@ -219,6 +227,8 @@ class Forwarder:
             raise ProxyError(
                 502, f"Upstream stream broke: {exc}", "upstream_stream_broken"
             ) from None
+        finally:
+            capture.close(exchange)
         status, body = folder.result()
         snapshot = folder.snapshot
         exchange.message = finalize(snapshot)
@@ -231,17 +241,16 @@ class Forwarder:
 
     @staticmethod
     def _finish(exchange: Exchange) -> None:
+        """The transport's verdict. A relayed stream's own `event: error` or missing
+        `message_stop` is judged by the recorder once it folded the stream
+        (`Exchange.judge_stream`); a demoted one was folded here already."""
         status = exchange.status or 0
         if status >= 400:
             exchange.finish(Outcome.UPSTREAM_ERROR, f"upstream status {status}")
-        elif exchange.stream_error is not None:
-            err = exchange.stream_error.get("error")
-            kind = err.get("type") if isinstance(err, dict) else None
-            exchange.finish(Outcome.UPSTREAM_ERROR, f"stream error: {kind or 'unknown'}")
-        elif exchange.is_sse and not exchange.stream_complete:
-            exchange.finish(Outcome.UPSTREAM_ERROR, "stream ended before message_stop")
-        else:
-            exchange.finish(Outcome.COMPLETED)
+            return
+        exchange.finish(Outcome.COMPLETED)
+        if exchange.demoted:
+            exchange.judge_stream()
 
 
 def refuse_control_characters(exchange: Exchange) -> None:
@@ -283,8 +292,7 @@ def inspect_body(exchange: Exchange, *, messages_api: bool) -> None:
         raise ProxyError(400, f"Request body must be a JSON object, got {kind}", "invalid_json")
     if not isinstance(parsed, dict):
         return
-    if b"\\ud" in body or b"\\uD" in body:
-        parsed = _scrub_surrogates(parsed)
+    parsed = scrub_if_needed(body, parsed)
     exchange.request_json = parsed
     model = parsed.get("model")
     stream = parsed.get("stream", False)
@@ -300,17 +308,3 @@ def inspect_body(exchange: Exchange, *, messages_api: bool) -> None:
             raise ProxyError(400, "max_tokens: must be an integer", "invalid_request")
     exchange.model = model if isinstance(model, str) else None
     exchange.stream_requested = stream is True
-
-
-def _scrub_surrogates(value: Any) -> Any:
-    """The parsed body with lone UTF-16 surrogates (`"\\ud800"`, valid JSON text)
-    replaced by U+FFFD. Only the proxy's view changes (model, log fields): the
-    bytes go upstream as sent. Without this, one such string makes the log record
-    unencodable (UTF-8, BSON) and the request would be lost from the log."""
-    if isinstance(value, str):
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    if isinstance(value, list):
-        return [_scrub_surrogates(v) for v in value]
-    if isinstance(value, dict):
-        return {_scrub_surrogates(k): _scrub_surrogates(v) for k, v in value.items()}
-    return value

@@ -14,10 +14,10 @@ from sanic import Request
 from sanic.compat import Header
 from sanic.response import HTTPResponse
 
+from forwarding.upstream import UpstreamClient
 from streaming.errors import error_body
 from streaming.exchange import Exchange
 from streaming.observer import BodyObserver
-from streaming.upstream import UpstreamClient
 
 
 class StreamBroken(Exception):

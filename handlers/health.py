@@ -10,6 +10,7 @@ from sanic_ext import openapi
 
 from openapi.components import DrainingResponse, HealthResponse, LivezResponse
 from openapi.responses import ok, ref
+from recording.listeners import recording_state
 from runtime.drain import close_after_response
 from runtime.state import LiveState
 
@@ -54,7 +55,6 @@ async def health(request: Request) -> HTTPResponse:
 )
 async def livez(request: Request) -> HTTPResponse:
     live = _live(request)
-    writer = getattr(request.app.ctx, "writer", None)
     return json(
         {
             "status": "ok",
@@ -63,6 +63,6 @@ async def livez(request: Request) -> HTTPResponse:
             "worker_in_flight": live.in_flight,
             "draining": live.draining,
             "timestamp": _now(),
-            "writer": writer.stats().as_dict() if writer is not None else None,
+            "writer": recording_state(request.app, request.app.ctx.settings),
         }
     )

@@ -6,10 +6,10 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 from sanic_ext import openapi
 
+from forwarding.forward import Forwarder
 from openapi.anthropic import AnthropicRequest, AnthropicResponse, ModelsResponse, TokenCount
 from openapi.responses import API_KEY, BEARER, error, ref
 from streaming.errors import error_body
-from streaming.forward import Forwarder
 
 bp = Blueprint("proxy", url_prefix="/v1")
 

@@ -1,4 +1,10 @@
-"""Turns each finished exchange into metric samples (off the response path)."""
+"""Turns each finished exchange into metric samples (off the response path).
+
+Two halves, in two processes: `record` runs in the worker on what the transport
+knows (status, timings, disconnects, transport failures); `record_content` runs
+in the recorder process once the body is decoded and folded (tokens, cost, and
+failures only the stream itself shows, such as `event: error`).
+"""
 
 from __future__ import annotations
 
@@ -32,8 +38,16 @@ class MetricsRecorder:
             m.CLIENT_DISCONNECTS.inc()
         elif exchange.outcome in (Outcome.UPSTREAM_ERROR, Outcome.PROXY_ERROR):
             m.UPSTREAM_ERRORS.labels(_reason(exchange)).inc()
-        if endpoint != "/v1/messages":
+
+    def record_content(self, exchange: Exchange, *, judged_stream_failure: bool) -> None:
+        """Recorder side, once the exchange is folded. `judged_stream_failure`: the
+        fold turned a completed relay into an upstream error (the worker counted
+        it as completed)."""
+        if judged_stream_failure:
+            m.UPSTREAM_ERRORS.labels(_reason(exchange)).inc()
+        if endpoint_label(exchange.path) != "/v1/messages":
             return
+        model = self._models(exchange.routed_model or exchange.model)
         usage = usage_of(response_message(exchange))
         if usage is None:
             return

@@ -86,8 +86,30 @@ WRITER_QUEUE = Gauge(
 )
 JOURNAL_BYTES = Gauge(
     f"{PREFIX}_log_journal_bytes",
-    "Bytes of request records in the local journal awaiting MongoDB",
-    multiprocess_mode="livesum",
+    "Bytes of handed-off request records in the local journal not yet stored",
+    multiprocess_mode="livemax",
+)
+# Set by the recorder process.
+RECORDER_DATABASE_UP = Gauge(
+    f"{PREFIX}_recorder_database_up",
+    "1 while the recorder can store records in MongoDB, 0 while they wait in the journal",
+    multiprocess_mode="livemax",
+)
+RECORDS_STORED = Counter(
+    f"{PREFIX}_log_records_stored_total", "Request records the recorder stored in MongoDB"
+)
+RECORDS_QUARANTINED = Counter(
+    f"{PREFIX}_log_records_quarantined_total",
+    "Request records MongoDB refused, kept in DATA_DIR/quarantine",
+)
+# Counted by the workers' hand-off (recording.journal): the journal's cap policy.
+RECORDS_LOST = Counter(
+    f"{PREFIX}_log_records_lost_total",
+    "Request records not recorded at all (hand-off queue or journal past its cap)",
+)
+BODIES_DROPPED = Counter(
+    f"{PREFIX}_log_bodies_dropped_total",
+    "Request records journaled without their bodies (hand-off queue or journal near its cap)",
 )
 BUILD_INFO = Gauge(
     f"{PREFIX}_build_info",

@@ -57,6 +57,28 @@ class Settings:
     # the database and the worker. 0 writes each record as soon as the writer is free.
     writer_linger: float = 0.05
 
+    # Recording (the hand-off journal and the recorder process; see recording/).
+    # Cap on the on-disk journal (all workers of the pod together). Near it,
+    # records keep their metadata and lose their bodies; at it, records are
+    # dropped and counted. Forwarding never waits on it.
+    journal_max_bytes: int = 512 * MIB
+    # Size at which a worker starts a new journal segment.
+    journal_segment_bytes: int = 8 * MIB
+    # Per worker: bytes of finished exchanges waiting for the journal thread.
+    # Beyond it, records are journaled without bodies.
+    journal_queue_bytes: int = 64 * MIB
+    # Per response: bytes of its body captured for the log; the rest is relayed
+    # but not recorded (the record says it was clipped).
+    log_body_max_bytes: int = 16 * MIB
+    # Per worker: bytes of all in-flight response captures together; beyond it,
+    # further chunks are relayed but not captured.
+    log_capture_budget_bytes: int = 256 * MIB
+    # Cap on records MongoDB refused, kept on disk for inspection.
+    quarantine_max_bytes: int = 64 * MIB
+    # Every MongoDB operation's deadline (the driver's timeoutMS): a stalled
+    # database counts as down and records wait in the journal.
+    mongodb_timeout: float = 10.0
+
     # Control (routing, demotion, dashboard)
     # Routing YAML; unset: ./config.yaml when it exists, else no routing.
     config_file: str | None = None
@@ -197,6 +219,13 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "graceful_shutdown_timeout": _positive_float,
     "writer_flush_timeout": _positive_float,
     "writer_linger": _linger_seconds,
+    "journal_max_bytes": _positive_int,
+    "journal_segment_bytes": _positive_int,
+    "journal_queue_bytes": _positive_int,
+    "log_body_max_bytes": _positive_int,
+    "log_capture_budget_bytes": _positive_int,
+    "quarantine_max_bytes": _positive_int,
+    "mongodb_timeout": _positive_float,
     "config_file": _text,
     "demote_nonstreaming": _bool,
     "dashboard_password": _text,

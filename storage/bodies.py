@@ -28,9 +28,12 @@ def body_size(document: dict[str, Any]) -> int:
     return size
 
 
-async def offload_bodies(db: AsyncDatabase[Any], document: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `document` with its bodies moved to GridFS when they are large."""
-    if body_size(document) <= LARGE_BODY_BYTES:
+async def offload_bodies(
+    db: AsyncDatabase[Any], document: dict[str, Any], *, force: bool = False
+) -> dict[str, Any]:
+    """A copy of `document` with its bodies moved to GridFS when they are large
+    (or always, with `force`: a document that passes 16 MiB in BSON bytes)."""
+    if not force and body_size(document) <= LARGE_BODY_BYTES:
         return document
     bucket = AsyncGridFSBucket(db, bucket_name=BUCKET)
     out = dict(document)

@@ -56,7 +56,9 @@ def build_document(exchange: Exchange, prices: PriceTable) -> dict[str, Any]:
         "conversationHash": conversation_hash(body),
         "sessionId": session_id(req_headers, body),
         "organizationId": organization,
-        "clientKeyFingerprint": client_key(req_headers),
+        "clientKeyFingerprint": (
+            exchange.client_key if exchange.credentials_redacted else client_key(req_headers)
+        ),
         "upstreamRequestId": get_header(resp_headers, "request-id"),
         "statusCode": exchange.status,
         "responseTime": _ms(exchange.duration_ms),
@@ -69,14 +71,16 @@ def build_document(exchange: Exchange, prices: PriceTable) -> dict[str, Any]:
         "outcome": exchange.outcome.value if exchange.outcome else None,
         "errorReason": exchange.error_reason,
         "request": {
-            "headers": sanitize_headers(req_headers),
+            "headers": _stored_headers(exchange, req_headers),
             **_body_fields(exchange.request_body),
             "bodyBytes": len(exchange.request_body),
         },
         "response": {
             "statusCode": exchange.status,
-            "headers": sanitize_headers(resp_headers),
+            "headers": _stored_headers(exchange, resp_headers),
             **_response_body(exchange, message),
+            "bodyBytes": exchange.response_bytes,
+            "bodyClipped": exchange.response_clipped,
             "isStreaming": exchange.is_sse,
             "responseTime": _ms(exchange.duration_ms),
             "timeToFirstByte": _ms(exchange.ttfb_ms),
@@ -126,15 +130,21 @@ def minimal_document(exchange: Exchange, error: Exception) -> dict[str, Any]:
         "errorReason": exchange.error_reason,
         "recordError": f"{type(error).__name__}: {error}"[:500],
         "request": {
-            "headers": sanitize_headers(exchange.request_headers),
+            "headers": _stored_headers(exchange, exchange.request_headers),
             **_body_fields(exchange.request_body),
             "bodyBytes": len(exchange.request_body),
         },
         "response": {
             "statusCode": exchange.status,
-            "headers": sanitize_headers(exchange.response_headers),
+            "headers": _stored_headers(exchange, exchange.response_headers),
         },
     }
+
+
+def _stored_headers(exchange: Exchange, headers: list[tuple[str, str]]) -> list[list[str]]:
+    if exchange.credentials_redacted:  # fingerprinted before they reached the journal
+        return [[name, value] for name, value in headers]
+    return sanitize_headers(headers)
 
 
 def usage_document(usage: Usage | None) -> dict[str, int] | None:

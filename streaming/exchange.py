@@ -1,7 +1,8 @@
-"""The record of one exchange: what the relay saw, handed to the log writer.
+"""The record of one exchange: what the relay saw, handed off for recording.
 
-The relay fills it in as the request goes by; the storage side turns it into a
-document. Nothing here does I/O, so building it can never slow or break a stream.
+The relay fills it in as the request goes by; the worker hands it to the
+journal (recording/) and the recorder process turns it into a document. Nothing
+here does I/O, so building it can never slow or break a stream.
 """
 
 from __future__ import annotations
@@ -47,7 +48,15 @@ class Exchange:
     status: int | None = None
     response_headers: list[tuple[str, str]] = field(default_factory=list)
     is_sse: bool = False
+    # The response body as captured on the relay (still content-encoded), chunk by
+    # chunk, up to LOG_BODY_MAX_BYTES; `response_clipped` says the rest was relayed
+    # but not captured, `response_bytes` counts everything relayed.
+    response_chunks: list[bytes] = field(default_factory=list)
+    response_clipped: bool = False
+    response_bytes: int = 0
+    captured_bytes: int = 0  # sum of len(response_chunks), kept as they are taken
     # Non-SSE bodies as received (still content-encoded); see `response_encoding`.
+    # Set by the recorder from the captured chunks.
     response_body: bytes | None = None
     response_encoding: str | None = None
     # SSE: the message folded from the events, and an `event: error` body if any.
@@ -58,6 +67,12 @@ class Exchange:
     # Parsed non-SSE response JSON, cached by streaming.usage.response_message.
     response_json: dict[str, Any] | None = None
     response_parsed: bool = False
+
+    # Set when the exchange was rebuilt from the journal: its headers and query
+    # already carry fingerprints instead of credentials, and `client_key` is the
+    # fingerprint of the client's key computed before they were replaced.
+    credentials_redacted: bool = False
+    client_key: str | None = None
 
     ttfb_ms: float | None = None
     duration_ms: float | None = None
@@ -79,3 +94,20 @@ class Exchange:
         self.error_reason = reason
         self.duration_ms = self.elapsed_ms()
         self.completed_at = datetime.now(UTC)
+
+    def judge_stream(self) -> bool:
+        """Once the stream is folded: a relay that completed still failed if the
+        stream carried `event: error` or ended before `message_stop`. True when
+        that turned the outcome into an upstream error."""
+        if self.outcome is not Outcome.COMPLETED or not self.is_sse:
+            return False
+        if self.stream_error is not None:
+            err = self.stream_error.get("error")
+            kind = err.get("type") if isinstance(err, dict) else None
+            self.error_reason = f"stream error: {kind or 'unknown'}"
+        elif not self.stream_complete and not self.response_clipped:
+            self.error_reason = "stream ended before message_stop"
+        else:
+            return False
+        self.outcome = Outcome.UPSTREAM_ERROR
+        return True

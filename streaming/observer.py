@@ -1,8 +1,9 @@
-"""Observers watch a response body on the side of the relay loop.
+"""Observers read a response body on the side: decode, fold, never raise.
 
-The relay writes each chunk to the client first and only then hands it to an
-observer. An observer never raises: the first internal failure is remembered,
-observation stops, and the client's bytes keep flowing untouched.
+The relay itself only captures chunks (forwarding.capture); the recorder process
+feeds them to `SSEObserver` to fold a stream into its message. An observer
+never raises: the first internal failure is remembered, observation stops, and
+the record says so.
 """
 
 from __future__ import annotations
@@ -83,23 +84,6 @@ class SSEObserver:
         except Exception as exc:
             self._failure = self._failure or f"{type(exc).__name__}: {exc}"
         exchange.observer_error = self._failure
-
-
-class BodyCapture:
-    """Keeps a non-SSE body as received (still encoded) for the log."""
-
-    __slots__ = ("_chunks", "_encoding")
-
-    def __init__(self, content_encoding: str | None = None) -> None:
-        self._chunks: list[bytes] = []
-        self._encoding = content_encoding
-
-    def feed(self, chunk: bytes) -> None:
-        self._chunks.append(chunk)
-
-    def close(self, exchange: Exchange) -> None:
-        exchange.response_body = b"".join(self._chunks)
-        exchange.response_encoding = self._encoding
 
 
 def decoded_body(exchange: Exchange) -> bytes | None:

@@ -108,14 +108,19 @@ async def test_no_secret_in_database_log_or_metrics(
 async def test_no_secret_in_the_journal(
     upstream: FakeUpstream, mongo_uri: str, tmp_path: Path
 ) -> None:
-    """MongoDB unreachable: records go to the journal files, sanitised the same way."""
+    """MongoDB unreachable: records wait in the hand-off journal, whose metadata
+    carries fingerprints only (credentials are replaced before the disk)."""
     dead = f"mongodb://127.0.0.1:{free_port()}/?directConnection=true"
-    proxy = hostile_proxy(tmp_path, upstream, mongo_uri, MONGODB_URI=dead)
+    proxy = hostile_proxy(
+        tmp_path, upstream, mongo_uri, MONGODB_URI=dead, WRITER_FLUSH_TIMEOUT="1"
+    )
     try:
         clear, ids = await send_all(proxy)
     finally:
         proxy.stop()
-    journal = b"".join(p.read_bytes() for p in (tmp_path / "data" / "journal").glob("*.jsonl"))
+    segments = sorted((tmp_path / "data" / "journal").glob("*/*.seg"))
+    assert segments, "nothing journaled"
+    journal = b"".join(p.read_bytes() for p in segments)
     text = journal.decode("utf-8", "replace")
     assert all(request_id in text for request_id in ids), "records missing from the journal"
     assert "sha256:" in text

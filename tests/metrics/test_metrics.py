@@ -75,9 +75,14 @@ async def test_metrics_merged_across_workers(two_workers: ProxyProcess) -> None:
         await asyncio.gather(
             *(one("sse:tool_use") for _ in range(10)), *(one("status:429") for _ in range(3))
         )
-        await asyncio.sleep(0.2)  # recording runs just after each response
-        async with http.get(f"{two_workers.url}/metrics") as resp:
-            text = await resp.text()
+        # Transport metrics are counted by the workers as each response ends;
+        # tokens and cost by the recorder process once it folded the records.
+        for _ in range(100):
+            async with http.get(f"{two_workers.url}/metrics") as resp:
+                text = await resp.text()
+            if "claude_proxy_tokens_total{" in text and "records_stored_total 13" in text:
+                break
+            await asyncio.sleep(0.1)
     requests = _samples(text, "claude_proxy_requests_total{")
     ok = [v for k, v in requests.items() if 'status_class="2xx"' in k]
     limited = [v for k, v in requests.items() if 'status_class="4xx"' in k]

@@ -77,7 +77,8 @@ class Relay:
 
 @pytest.fixture
 async def db(mongo_uri: str, database_name: str) -> AsyncIterator[AsyncDatabase[Any]]:
-    client: AsyncMongoClient[Any] = connect(mongo_uri)
+    # A generous deadline: tests share two cores with servers and other processes.
+    client: AsyncMongoClient[Any] = connect(mongo_uri, timeout=120)
     yield client[database_name]
     await client.drop_database(database_name)
     await client.close()

@@ -1,5 +1,5 @@
 """Conversation summaries kept by the log writer: equal to the grouping of the
-request log they replace, exactly-once under replays, retried after failures,
+request log they replace, exactly-once under replays and retried batches,
 rebuilt from the log, and read through their indexes."""
 
 from __future__ import annotations
@@ -13,20 +13,21 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import AutoReconnect
+from pymongo.errors import AutoReconnect, BulkWriteError
 
+from recording.quarantine import Quarantine
+from recording.store import RecordStore
 from storage import conversation_queries as q
 from storage.conversation_summaries import CONVERSATIONS, fold
 from storage.conversation_thread import summary
 from storage.conversations_repo import ConversationsRepo, _jsonable
-from storage.journal import Journal
+from storage.derived_writer import BatchTag
 from storage.mongo import REQUESTS, ensure_conversation_indexes, ensure_indexes
 from storage.rebuild_rollups import rebuild_conversations
 from storage.requests_repo import RequestsRepo
 from storage.summary_writer import summary_writer
-from storage.writer import LogWriter
 from tests.fixtures.conversations import SESSIONS, exchanges
-from tests.storage.conversation_helpers import PRICES, T0, documents_of
+from tests.storage.conversation_helpers import T0, documents_of
 
 MAIN = "5d0c2f1a-7b9e-4c3d-8a61-2f4e9b7c1d03"
 LEGACY = "b7e41f09-2c5d-4a86-9e13-6f0a8d2c4b75"
@@ -71,10 +72,25 @@ def _assert_same(got: dict[str, Any], expected: dict[str, Any]) -> None:
             assert got[key] == value, (got["id"], key)
 
 
-async def _writer(db: AsyncDatabase[Any], tmp_path: Path) -> LogWriter:
+class _Batches:
+    """The recorder's store, fed numbered batches the way the recorder does."""
+
+    def __init__(self, db: AsyncDatabase[Any], tmp_path: Path) -> None:
+        self.store = RecordStore(db, Quarantine(tmp_path / "quarantine", 1 << 20))
+        self.seq = 0
+
+    async def insert_documents(
+        self, documents: list[dict[str, Any]], *, redo: bool = False
+    ) -> None:
+        if not redo:
+            self.seq += 1
+        await self.store.store(documents, BatchTag("5ca1ab1e0000", self.seq))
+
+
+async def _writer(db: AsyncDatabase[Any], tmp_path: Path) -> _Batches:
     await ensure_indexes(db[REQUESTS], None)
     await ensure_conversation_indexes(db[CONVERSATIONS])
-    return LogWriter(db, Journal(tmp_path / "journal"), PRICES)
+    return _Batches(db, tmp_path)
 
 
 async def _listed(db: AsyncDatabase[Any]) -> dict[str, dict[str, Any]]:
@@ -110,54 +126,70 @@ async def test_writer_summaries_equal_the_grouped_request_log(
     ]
 
 
-async def test_replayed_duplicates_are_not_counted_twice(
-    db: AsyncDatabase[Any], tmp_path: Path
-) -> None:
+async def test_redone_batches_are_not_counted_twice(db: AsyncDatabase[Any], tmp_path: Path) -> None:
     docs = _docs()
     writer = await _writer(db, tmp_path)
     await writer.insert_documents(copy.deepcopy(docs[:12]))
-    # A journal replay: the first batch again, with the rest of the log.
-    await writer.insert_documents(copy.deepcopy(docs[:12]))
-    await writer.insert_documents(copy.deepcopy(docs))
+    # A recorder restarted after storing it redoes the same batch, same number.
+    await writer.insert_documents(copy.deepcopy(docs[:12]), redo=True)
+    await writer.insert_documents(copy.deepcopy(docs[12:]))
     listed = await _listed(db)
     for cid, item in _expected(docs).items():
         _assert_same(listed[cid], item)
 
 
 class _Flaky:
-    """The summaries collection, with its next `bulk_write` failing (a network
-    error, where MongoDB may not have applied the updates)."""
+    """The summaries collection, with its next `bulk_write` failing on the
+    network: before the server saw it, or (`landed`) after it applied it."""
 
-    def __init__(self, collection: AsyncCollection[Any]) -> None:
+    def __init__(self, collection: AsyncCollection[Any], *, landed: bool = False) -> None:
         self._collection = collection
+        self.landed = landed
         self.fail = True
 
     async def bulk_write(self, *args: Any, **kwargs: Any) -> Any:
         if self.fail:
             self.fail = False
+            if self.landed:
+                await self._collection.bulk_write(*args, **kwargs)
             raise AutoReconnect("connection reset")
         return await self._collection.bulk_write(*args, **kwargs)
 
 
-async def test_failed_updates_are_retried_with_the_next_batch(db: AsyncDatabase[Any]) -> None:
+@pytest.mark.parametrize("landed", [False, True])
+async def test_a_failed_update_raises_and_its_retry_counts_once(
+    db: AsyncDatabase[Any], landed: bool
+) -> None:
     docs = [d for d in _docs() if d["conversation"]]
-    flaky = _Flaky(db[CONVERSATIONS])
-    writer = summary_writer(flaky)  # type: ignore[arg-type]
-    assert await writer.apply(docs[:10]) is False and writer.pending
-    assert await writer.apply(docs[10:]) is True and writer.pending == 0
+    writer = summary_writer(_Flaky(db[CONVERSATIONS], landed=landed))  # type: ignore[arg-type]
+    tag = BatchTag("5ca1ab1e0000", 1)
+    with pytest.raises(AutoReconnect):
+        await writer.apply(docs, tag)
+    assert await writer.apply(docs, tag) == (0 if landed else 4)
+    assert await writer.apply(docs, tag) == 0
     listed = await _listed(db)
     for cid, item in _expected(docs).items():
         _assert_same(listed[cid], item)
 
-    # One update refused by the server (a corrupt summary): the others land, it waits.
-    await db[CONVERSATIONS].update_one({"_id": LEGACY}, {"$set": {"requestCount": "x"}})
+
+async def test_an_update_the_server_refuses_raises_and_the_retry_completes_the_batch(
+    db: AsyncDatabase[Any],
+) -> None:
+    docs = [d for d in _docs() if d["conversation"]]
     writer = summary_writer(db[CONVERSATIONS])
+    await writer.apply(docs, BatchTag("5ca1ab1e0000", 1))
+    listed = await _listed(db)
+    # A corrupt summary refuses its update: the others land, the batch raises.
+    await db[CONVERSATIONS].update_one({"_id": LEGACY}, {"$set": {"requestCount": "x"}})
     again = [d for d in docs if d["conversation"]["id"] in (MAIN, LEGACY)]
-    assert await writer.apply(again) is False and writer.pending == 1
+    tag = BatchTag("5ca1ab1e0000", 2)
+    with pytest.raises(BulkWriteError):
+        await writer.apply(again, tag)
+    await db[CONVERSATIONS].delete_one({"_id": LEGACY})
+    # The retry of the same batch writes only the summary it had missed.
+    assert await writer.apply(again, tag) == 1
     main = await db[CONVERSATIONS].find_one({"_id": MAIN})
     assert main is not None and main["requestCount"] == 2 * listed[MAIN]["requestCount"]
-    await db[CONVERSATIONS].delete_one({"_id": LEGACY})
-    assert await writer.apply([]) is True and writer.pending == 0
     legacy = await db[CONVERSATIONS].find_one({"_id": LEGACY})
     assert legacy is not None and legacy["requestCount"] == listed[LEGACY]["requestCount"]
 

@@ -17,14 +17,14 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bench.stats_data import documents
-from storage.journal import Journal
+from recording.quarantine import Quarantine
+from recording.store import RecordStore
+from storage.derived_writer import BatchTag
 from storage.mongo import connect, ensure_rollup_indexes
-from storage.pricing import PriceTable
 from storage.rebuild_rollups import rebuild
 from storage.rollups import ROLLUPS, is_error
 from storage.stats_service import StatsService
 from storage.timebuckets import MINUTE, bucket_starts, ceil_to, floor_to
-from storage.writer import LogWriter
 
 START = datetime(2026, 10, 30, 22, 17, tzinfo=UTC)
 SPAN = timedelta(days=3, hours=5)
@@ -39,20 +39,20 @@ async def _load(uri: str, name: str, journal: Path) -> list[dict[str, Any]]:
     docs[11].update(unpriced=True, cost=None)
     docs[12].update(statusCode=None, outcome="client_closed", usage=None, tokens=0, cost=None)
     docs[12]["response"] = {}
-    client = connect(uri)
+    client = connect(uri, timeout=120)
     db = client[name]
     await ensure_rollup_indexes(db[ROLLUPS])
-    writer = LogWriter(db, Journal(journal), PriceTable.load())
-    for i in range(0, COUNT, 250):
-        await writer.insert_documents([dict(d) for d in docs[i : i + 250]])
-    # A replayed journal re-sends stored records: they must not count twice.
-    await writer.insert_documents([dict(d) for d in docs[100:300]])
+    store = RecordStore(db, Quarantine(journal / "quarantine", 1 << 20))
+    for seq, i in enumerate(range(0, COUNT, 250), 1):
+        await store.store([dict(d) for d in docs[i : i + 250]], BatchTag("0123456789ab", seq))
+    # A batch redone after a crash re-sends its stored records: they must not count twice.
+    await store.store([dict(d) for d in docs[250:500]], BatchTag("0123456789ab", 2))
     await client.close()
     return docs
 
 
 async def _drop(uri: str, name: str) -> None:
-    client = connect(uri)
+    client = connect(uri, timeout=120)
     await client.drop_database(name)
     await client.close()
 
@@ -78,7 +78,7 @@ def logged(stats_db: tuple[str, Logged]) -> Logged:
 async def db(
     mongo_uri: str, stats_db: tuple[str, list[dict[str, Any]]]
 ) -> AsyncIterator[AsyncDatabase[Any]]:
-    client = connect(mongo_uri)
+    client = connect(mongo_uri, timeout=120)
     yield client[stats_db[0]]
     await client.close()
 

@@ -1,0 +1,134 @@
+"""A finished exchange ↔ the journal's metadata dict.
+
+`encode_exchange` runs on the journal's writer thread, never on the event loop:
+it is where credentials are replaced by fingerprints, so none reaches the disk.
+`decode_exchange` runs in the recorder and gives back an `Exchange` the
+document builder reads like the one the relay filled in, with its bodies.
+The metadata holds only what `marshal` can carry (str, int, float, bool, None,
+lists, dicts).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from storage.document import client_key
+from streaming.credentials import fingerprint, sanitize_headers
+from streaming.exchange import Exchange, Outcome
+from streaming.jsonbody import parse_json_object
+
+# Query parameters that carry credentials (Google-style `key=`, OAuth tokens...).
+SECRET_QUERY_PARAMS = frozenset(
+    {"key", "api_key", "apikey", "api-key", "access_token", "token", "auth", "password", "secret"}
+)
+
+_SCALARS = (
+    "request_id",
+    "method",
+    "path",
+    "model",
+    "stream_requested",
+    "provider",
+    "routed_model",
+    "route_rule",
+    "demoted",
+    "status",
+    "is_sse",
+    "response_encoding",
+    "response_clipped",
+    "response_bytes",
+    "ttfb_ms",
+    "duration_ms",
+    "error_reason",
+)
+
+
+def encode_exchange(exchange: Exchange) -> dict[str, Any]:
+    # marshal refuses subclasses of str (Sanic hands out some): plain values only.
+    meta: dict[str, Any] = {name: _plain(getattr(exchange, name)) for name in _SCALARS}
+    meta["query"] = redact_query(str(exchange.query))
+    meta["upstream_url"] = _redact_url(_plain(exchange.upstream_url))
+    meta["request_headers"] = _plain_pairs(sanitize_headers(exchange.request_headers))
+    meta["response_headers"] = _plain_pairs(sanitize_headers(exchange.response_headers))
+    meta["client_key"] = client_key(exchange.request_headers)
+    meta["request_parsed"] = exchange.request_json is not None
+    meta["started_at"] = exchange.started_at.timestamp()
+    meta["completed_at"] = exchange.completed_at.timestamp() if exchange.completed_at else None
+    meta["outcome"] = exchange.outcome.value if exchange.outcome else None
+    return meta
+
+
+def decode_exchange(meta: dict[str, Any], request_body: bytes, response_body: bytes) -> Exchange:
+    exchange = Exchange(
+        method=str(meta.get("method") or ""),
+        path=str(meta.get("path") or ""),
+        query=str(meta.get("query") or ""),
+        request_headers=_pairs(meta.get("request_headers")),
+        request_body=request_body,
+    )
+    for name in _SCALARS:
+        if name in meta and name not in ("method", "path"):
+            setattr(exchange, name, meta[name])
+    exchange.upstream_url = meta.get("upstream_url")
+    exchange.response_headers = _pairs(meta.get("response_headers"))
+    exchange.credentials_redacted = True
+    exchange.client_key = meta.get("client_key")
+    exchange.started_at = _time(meta.get("started_at")) or exchange.started_at
+    exchange.completed_at = _time(meta.get("completed_at"))
+    outcome = meta.get("outcome")
+    exchange.outcome = Outcome(outcome) if outcome in Outcome._value2member_map_ else None
+    if meta.get("request_parsed"):
+        exchange.request_json = parse_json_object(request_body)
+    if exchange.is_sse:
+        exchange.response_chunks = [response_body] if response_body else []
+    elif response_body or exchange.status is not None:
+        exchange.response_body = response_body
+    return exchange
+
+
+def redact_query(query: str) -> str:
+    """The query string with credential-bearing parameters fingerprinted."""
+    if not query or "=" not in query:
+        return query
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(name.lower() in SECRET_QUERY_PARAMS for name, _ in pairs):
+        return query
+    return urlencode(
+        [
+            (name, fingerprint(value) if name.lower() in SECRET_QUERY_PARAMS else value)
+            for name, value in pairs
+        ]
+    )
+
+
+def _redact_url(url: str | None) -> str | None:
+    if not url or "?" not in url:
+        return url
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(query=redact_query(parts.query)))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, str) and type(value) is not str:
+        return str(value)
+    if isinstance(value, int) and type(value) not in (int, bool):
+        return int(value)
+    return value
+
+
+def _plain_pairs(pairs: list[list[str]]) -> list[list[str]]:
+    return [[str(name), str(value)] for name, value in pairs]
+
+
+def _pairs(value: Any) -> list[tuple[str, str]]:
+    if not isinstance(value, list):
+        return []
+    return [(str(p[0]), str(p[1])) for p in value if isinstance(p, list | tuple) and len(p) == 2]
+
+
+def _time(value: Any) -> datetime | None:
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    return None

@@ -1,0 +1,74 @@
+"""The packages read in one direction: no package imports one that imports it back."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+PACKAGES = (
+    "streaming",
+    "control",
+    "runtime",
+    "forwarding",
+    "storage",
+    "metrics",
+    "recording",
+    "openapi",
+    "handlers",
+)
+# Lower layers never import these (the composition root and the faces).
+TOP = ("app", "wiring", "handlers")
+
+
+def _imports() -> dict[str, set[str]]:
+    edges: dict[str, set[str]] = {p: set() for p in PACKAGES}
+    pattern = re.compile(r"^\s*(?:from|import) (\w+)", re.MULTILINE)
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            for name in pattern.findall(path.read_text()):
+                if name != package and (name in PACKAGES or name in TOP):
+                    edges[package].add(name)
+    return edges
+
+
+def _reaches(edges: dict[str, set[str]], start: str, goal: str) -> bool:
+    seen, todo = set(), [start]
+    while todo:
+        node = todo.pop()
+        for nxt in edges.get(node, ()):
+            if nxt == goal:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return False
+
+
+def test_no_package_cycles() -> None:
+    edges = _imports()
+    cycles = [
+        (a, b)
+        for a, b in itertools.combinations(PACKAGES, 2)
+        if _reaches(edges, a, b) and _reaches(edges, b, a)
+    ]
+    assert cycles == []
+
+
+def test_only_faces_and_the_root_sit_on_top() -> None:
+    edges = _imports()
+    for package in PACKAGES:
+        if package != "handlers":
+            assert not edges[package] & set(TOP), f"{package} imports {edges[package] & set(TOP)}"
+
+
+def test_protocol_primitives_import_nothing_of_ours() -> None:
+    assert _imports()["streaming"] == set()
+
+
+def test_the_recorder_is_never_imported_by_forwarding() -> None:
+    edges = _imports()
+    assert "recording" not in edges["forwarding"] and "storage" not in edges["forwarding"]
+    assert Path(ROOT / "wiring.py").exists()
