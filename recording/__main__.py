@@ -8,10 +8,13 @@ what is left in the journal within WRITER_FLUSH_TIMEOUT and exit.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import signal
 import sys
+from pathlib import Path
+from typing import IO
 
 from metrics.recorder import MetricsRecorder
 from metrics.registry import multiprocess_dir
@@ -30,6 +33,9 @@ from streaming.exchange import Exchange
 
 logger = logging.getLogger("proxy.recorder")
 
+# How often the recorder looks whether the proxy that started it is still there.
+PARENT_CHECK_EVERY = 1.0
+
 
 async def serve(settings: Settings, uri: str) -> int:
     paths = RecorderPaths(settings.data_dir)
@@ -39,6 +45,9 @@ async def serve(settings: Settings, uri: str) -> int:
     # Ctrl-C in a terminal reaches the proxy's main process, which stops the
     # recorder itself once the workers are gone.
     loop.add_signal_handler(signal.SIGINT, lambda: None)
+    orphaned = asyncio.create_task(
+        watch_parent(os.getppid(), stopping), name="recorder-parent-watch"
+    )
 
     prices = PriceTable.load()
     metrics = MetricsRecorder(pricer=prices.cost)
@@ -49,6 +58,11 @@ async def serve(settings: Settings, uri: str) -> int:
     def build(record: Record) -> dict:
         return build_record_document(record, prices, on_folded)
 
+    # One recorder per DATA_DIR: a new one (the proxy restarted right after a
+    # crash) waits while an orphan of the old proxy still flushes.
+    lock = await hold_lock(paths.lock, stopping)
+    if lock is None:
+        return 0
     checkpoint = Checkpoint.load(paths.checkpoint)
     checkpoint.starts += 1
     checkpoint.save()
@@ -79,9 +93,43 @@ async def serve(settings: Settings, uri: str) -> int:
                 recorder.reader.size(),
             )
     finally:
+        orphaned.cancel()
         await client.close()
+        lock.close()
     logger.info("recorder stopped: %d records stored", recorder.stored)
     return 0
+
+
+async def hold_lock(path: Path, stopping: asyncio.Event) -> IO[bytes] | None:
+    """An exclusive flock on `path`, waited for (None if told to stop first)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("ab")
+    waiting = False
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if not waiting:
+                logger.warning("another recorder holds %s: waiting for it to finish", path)
+                waiting = True
+        if stopping.is_set():
+            handle.close()
+            return None
+        await asyncio.sleep(0.5)
+
+
+async def watch_parent(parent: int, stopping: asyncio.Event) -> None:
+    """Stop like on SIGTERM once the proxy's main process is gone. It runs in a
+    session of its own, so when that process dies without stopping it (SIGKILL,
+    a start-up that failed) nothing else would: it would run, orphaned, forever.
+    What it cannot store in WRITER_FLUSH_TIMEOUT waits in the journal."""
+    while not stopping.is_set():
+        if os.getppid() != parent:
+            logger.warning("the proxy (pid %d) is gone: stopping the recorder", parent)
+            stopping.set()
+            return
+        await asyncio.sleep(PARENT_CHECK_EVERY)
 
 
 def main() -> int:

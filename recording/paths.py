@@ -25,3 +25,7 @@ class RecorderPaths:
     @property
     def status(self) -> Path:
         return Path(self.data_dir) / "recorder" / "status.json"
+
+    @property
+    def lock(self) -> Path:
+        return Path(self.data_dir) / "recorder" / "recorder.lock"

@@ -20,6 +20,7 @@ journal is the only queue, so an outage costs disk, not memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -96,17 +97,31 @@ class Recorder:
 
     # ---- the loop -----------------------------------------------------------------
     async def run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            done = await self.step()
-            self.publish_status()
-            if done < self._batch_max:
-                # Batches start at most every `linger`: records arriving meanwhile
-                # share one insert and one rollup update.
-                wait = max(self._linger, self._down_until - time.monotonic(), 0.01)
-                try:
-                    await asyncio.wait_for(stopping.wait(), min(wait, STATUS_EVERY))
-                except TimeoutError:
-                    pass
+        stop = asyncio.create_task(stopping.wait(), name="recorder-stopping")
+        try:
+            while not stopping.is_set():
+                step = asyncio.create_task(self.step(), name="recorder-batch")
+                await asyncio.wait({step, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if not step.done():
+                    # Stopping while a batch waits on a stalled database: give it up
+                    # now (it is redone from the checkpoint), so the flush deadline
+                    # starts at once rather than after MONGODB_TIMEOUT.
+                    step.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await step
+                    return
+                await self._after(step.result(), stopping)
+        finally:
+            stop.cancel()
+
+    async def _after(self, done: int, stopping: asyncio.Event) -> None:
+        self.publish_status()
+        if done < self._batch_max:
+            # Batches start at most every `linger`: records arriving meanwhile
+            # share one insert and one rollup update.
+            wait = max(self._linger, self._down_until - time.monotonic(), 0.01)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), min(wait, STATUS_EVERY))
 
     async def drain(self, within: float) -> bool:
         """At shutdown, after every worker exited: store what is left, within

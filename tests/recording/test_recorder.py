@@ -24,7 +24,7 @@ from storage.mongo import REQUESTS, IndexKeeper, connect
 from storage.pricing import PriceTable
 from storage.rollups import ROLLUPS
 from streaming.exchange import Exchange, Outcome
-from tests.storage.conftest import Relay, db  # noqa: F401  (the fixture)
+from tests.storage.conftest import Relay
 
 PRICES = PriceTable.load()
 MIB = 1024 * 1024
@@ -294,3 +294,33 @@ async def test_a_batch_failing_by_a_defect_is_quarantined_after_three_tries(
     assert await drain(recorder) == 2
     assert await db[REQUESTS].count_documents({}) == 2
     assert len(list((tmp_path / "quarantine").glob("*.jsonl"))) == 1
+
+
+async def test_stopping_gives_up_a_batch_stuck_on_a_stalled_database(
+    db: AsyncDatabase[Any], tmp_path: Path
+) -> None:
+    """SIGTERM while a batch hangs (a stalled MongoDB, up to MONGODB_TIMEOUT):
+    the batch is abandoned at once, kept pending in the checkpoint, and the flush
+    window starts now; the redo then stores it exactly once."""
+    import asyncio
+
+    hand_off(tmp_path / "journal", [make_exchange(n) for n in range(4)])
+    recorder = make_recorder(db, tmp_path)
+    real = recorder.store.store
+    hang = asyncio.Event()
+
+    async def stalled(documents: list[dict[str, Any]], tag: Any) -> Any:
+        hang.set()
+        await asyncio.sleep(3600)
+
+    recorder.store.store = stalled  # type: ignore[method-assign]
+    stopping = asyncio.Event()
+    running = asyncio.create_task(recorder.run(stopping))
+    await asyncio.wait_for(hang.wait(), 10)
+    stopping.set()
+    await asyncio.wait_for(running, 2)  # not after the stall
+    assert recorder.checkpoint.pending is not None
+    recorder.store.store = real  # type: ignore[method-assign]
+    assert await recorder.drain(10)
+    assert await db[REQUESTS].count_documents({}) == 4
+    assert await rollup_requests(db) == 4
