@@ -18,8 +18,8 @@ from handlers.params import BadParameter, datetime_param, int_param, text_param
 from openapi import params
 from openapi import stats as schemas
 from openapi.responses import error, guarded, ok
-from storage.stats_service import StatsService
-from storage.timebuckets import BUCKET_MINUTES, TimeError, zone
+from stats.service import StatsService
+from stats.timebuckets import BUCKET_MINUTES, TimeError, zone
 from streaming.errors import error_body
 
 bp = Blueprint("stats", url_prefix="/api/stats")

@@ -5,7 +5,7 @@ A batch is written down (its number, owner and journal range) before anything
 of it reaches MongoDB, and cleared once all of it did. A recorder that dies in
 between finds it here and stores the same records again under the same batch
 number: inserts of records already there are duplicates, and the derived
-collections skip a batch number they already counted (storage.derived_writer).
+collections skip a batch number they already counted (stats.derived_writer).
 The file is replaced atomically (write, fsync, rename).
 """
 

@@ -33,7 +33,7 @@ from recording.checkpoint import Checkpoint
 from recording.journal import JournalReader, Position, Record
 from recording.status import write_status
 from recording.store import BatchResult, RecordStore
-from storage.derived_writer import BatchTag
+from stats.derived_writer import BatchTag
 
 logger = logging.getLogger("proxy.recorder")
 

@@ -25,12 +25,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
 from recording.quarantine import Quarantine
+from stats.derived_writer import BatchTag
+from stats.rollup_writer import rollup_writer
+from stats.rollups import ROLLUPS
 from storage.bodies import body_size, offload_bodies
 from storage.conversation_summaries import CONVERSATIONS
-from storage.derived_writer import BatchTag
 from storage.mongo import REQUESTS
-from storage.rollup_writer import rollup_writer
-from storage.rollups import ROLLUPS
 from storage.storable import storable
 from storage.summary_writer import summary_writer
 

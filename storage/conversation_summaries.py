@@ -28,9 +28,9 @@ from typing import Any
 
 from pymongo import UpdateOne
 
+from stats.rollups import bson_ms
 from storage.conversation_fields import project_name
 from storage.conversation_thread import duration_ms
-from storage.rollups import bson_ms
 
 CONVERSATIONS = "conversations"
 
@@ -100,7 +100,7 @@ class SummaryDelta:
 
     def change(self) -> dict[str, Any]:
         """The update operators adding this delta (the writer guards them per
-        batch: storage.derived_writer)."""
+        batch: stats.derived_writer)."""
         change: dict[str, Any] = {"$inc": dict(self.inc), "$min": dict(self.low)}
         if self.high:
             change["$max"] = dict(self.high)

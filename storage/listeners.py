@@ -17,11 +17,11 @@ from sanic import Sanic
 
 from control.settings_store import SettingsStore
 from runtime.settings import Settings
+from stats.service import StatsService
 from storage.embedded import publish, published, start_embedded
 from storage.mongo import connect
 from storage.pricing import PriceTable
 from storage.requests_repo import RequestsRepo
-from storage.stats_service import StatsService
 
 logger = logging.getLogger("proxy.storage")
 

@@ -12,8 +12,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure, PyMongoError
 
+from stats.rollups import ROLLUPS
 from storage.conversation_summaries import CONVERSATIONS
-from storage.rollups import ROLLUPS
 
 logger = logging.getLogger("proxy.storage")
 

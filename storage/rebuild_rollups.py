@@ -8,7 +8,7 @@ starts the embedded database on DATA_DIR). Run it with the proxies and recorders
 stopped or scaled to zero: requests logged while it runs could be counted twice.
 
 The rebuilt documents keep the batch marks (`applied.<recorder>`, see
-storage.derived_writer) consistent with what they count: every one gets, per
+stats.derived_writer) consistent with what they count: every one gets, per
 recorder, the newest batch any derived document had seen. A recorder's batches
 up to that one are all stored in the request log, so they are counted by the
 rebuild, and a retry of one of them after the rebuild is refused. (A batch whose
@@ -29,12 +29,12 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from runtime.settings import Settings, SettingsError
+from stats.derived_writer import APPLIED, Upsert
+from stats.rollups import ROLLUPS, fold
 from storage import conversation_summaries as summaries
 from storage.conversation_queries import HAS_CONVERSATION
-from storage.derived_writer import APPLIED, Upsert
 from storage.embedded import start_embedded
 from storage.mongo import REQUESTS, connect, ensure_conversation_indexes, ensure_rollup_indexes
-from storage.rollups import ROLLUPS, fold
 
 logger = logging.getLogger("proxy.rollups")
 

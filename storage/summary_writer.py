@@ -1,4 +1,4 @@
-"""The conversation summaries, kept exactly once per batch (see storage.derived_writer)."""
+"""The conversation summaries, kept exactly once per batch (see stats.derived_writer)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from stats.derived_writer import DerivedWriter
 from storage.conversation_summaries import SummaryDelta, fold, merge_into
-from storage.derived_writer import DerivedWriter
 
 
 def summary_writer(conversations: AsyncCollection[Any]) -> DerivedWriter[SummaryDelta]:

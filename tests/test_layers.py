@@ -14,6 +14,7 @@ PACKAGES = (
     "runtime",
     "forwarding",
     "storage",
+    "stats",
     "metrics",
     "recording",
     "openapi",

@@ -36,8 +36,8 @@ from storage.mongo import (
     _rollup_models,
     connect,
 )
-from storage.rollups import ROLLUPS
-from storage.timebuckets import TIERS
+from stats.rollups import ROLLUPS
+from stats.timebuckets import TIERS
 from tests.conftest import ProxyProcess, free_port
 from tests.fake_upstream import FakeUpstream
 from tests.recording.servers import (

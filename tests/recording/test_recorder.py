@@ -19,10 +19,10 @@ from recording.journal import JournalReader, JournalWriter, Record
 from recording.quarantine import Quarantine
 from recording.recorder import Recorder
 from recording.store import RecordStore
+from stats.rollups import ROLLUPS
 from storage.bodies import BUCKET
 from storage.mongo import REQUESTS, IndexKeeper, connect
 from storage.pricing import PriceTable
-from storage.rollups import ROLLUPS
 from streaming.exchange import Exchange, Outcome
 from tests.storage.conftest import Relay
 

@@ -17,11 +17,11 @@ from pymongo.errors import AutoReconnect, BulkWriteError
 
 from recording.quarantine import Quarantine
 from recording.store import RecordStore
+from stats.derived_writer import BatchTag
 from storage import conversation_queries as q
 from storage.conversation_summaries import CONVERSATIONS, fold
 from storage.conversation_thread import summary
 from storage.conversations_repo import ConversationsRepo, _jsonable
-from storage.derived_writer import BatchTag
 from storage.mongo import REQUESTS, ensure_conversation_indexes, ensure_indexes
 from storage.rebuild_rollups import rebuild_conversations
 from storage.requests_repo import RequestsRepo

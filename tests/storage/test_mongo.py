@@ -28,6 +28,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ExecutionTimeout, PyMongoError
 from pymongo.monitoring import CommandListener, CommandStartedEvent
 
+from stats.rollups import ROLLUPS
 from storage.conversation_summaries import CONVERSATIONS
 from storage.mongo import (
     INDEX_BUILD_SECONDS,
@@ -36,7 +37,6 @@ from storage.mongo import (
     connect,
     ensure_all_indexes,
 )
-from storage.rollups import ROLLUPS
 from tests.conftest import free_port
 
 SECANTUSD = Path(sys.executable).parent / "secantusd-py"

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from storage import stats_pipelines as p
-from storage.timebuckets import HOUR, decompose
+from stats import pipelines as p
+from stats.timebuckets import HOUR, decompose
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 T1 = datetime(2026, 11, 3, 5, 30, tzinfo=UTC)

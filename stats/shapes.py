@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from storage.rollups import COUNTERS, HIST_BUCKETS, percentile
-from storage.stats_pipelines import STATUS_CLASSES
+from stats.pipelines import STATUS_CLASSES
+from stats.rollups import COUNTERS, HIST_BUCKETS, percentile
 
 
 def empty_sums() -> dict[str, float]:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from storage.timebuckets import (
+from stats.timebuckets import (
     DAY,
     HOUR,
     MINUTE,

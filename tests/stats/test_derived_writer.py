@@ -14,9 +14,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from bench.stats_data import documents
-from storage.derived_writer import DUPLICATE_KEY, FOLD_CHUNK, BatchTag, guarded_update
-from storage.rollup_writer import rollup_writer
-from storage.rollups import ROLLUPS, fold
+from stats.derived_writer import DUPLICATE_KEY, FOLD_CHUNK, BatchTag, guarded_update
+from stats.rollup_writer import rollup_writer
+from stats.rollups import ROLLUPS, fold
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 COUNT = 3 * FOLD_CHUNK + 7

@@ -1,6 +1,6 @@
 """Aggregation pipelines for the stats, as data built by pure functions.
 
-Every standard stat reads the `rollups` collection (storage/rollups.py) through
+Every standard stat reads the `rollups` collection (stats/rollups.py) through
 the `(tier, cuboid, t)` index; only the latest rate-limit state per organization
 reads request documents, one index-backed `find` per organization.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from storage.rollups import COUNTERS, HIST_BUCKETS, RATE_LIMIT_FIELDS
-from storage.timebuckets import Segment, Tier
+from stats.rollups import COUNTERS, HIST_BUCKETS, RATE_LIMIT_FIELDS
+from stats.timebuckets import Segment, Tier
 
 STATUS_CLASSES: tuple[str, ...] = ("1xx", "2xx", "3xx", "4xx", "5xx", "none")
 

@@ -19,12 +19,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from bench.stats_data import documents
 from recording.quarantine import Quarantine
 from recording.store import RecordStore
-from storage.derived_writer import BatchTag
+from stats.derived_writer import BatchTag
+from stats.rollups import ROLLUPS, is_error
+from stats.service import StatsService
+from stats.timebuckets import MINUTE, bucket_starts, ceil_to, floor_to
 from storage.mongo import connect, ensure_rollup_indexes
 from storage.rebuild_rollups import rebuild
-from storage.rollups import ROLLUPS, is_error
-from storage.stats_service import StatsService
-from storage.timebuckets import MINUTE, bucket_starts, ceil_to, floor_to
 
 START = datetime(2026, 10, 30, 22, 17, tzinfo=UTC)
 SPAN = timedelta(days=3, hours=5)
@@ -284,8 +284,8 @@ async def test_rebuild_reproduces_the_rollups(
 async def test_every_filter_shape_reads_the_rollups_through_an_index(
     db: AsyncDatabase[Any], logged: Logged, model: str | None, org: str | None
 ) -> None:
-    from storage.stats_pipelines import series
-    from storage.timebuckets import QUARTER
+    from stats.pipelines import series
+    from stats.timebuckets import QUARTER
 
     match = series(QUARTER, START, START + SPAN, model=model, org=org)[0]
     plan = await db.command("explain", {"aggregate": ROLLUPS, "pipeline": [match], "cursor": {}})

@@ -1,4 +1,4 @@
-"""The stats rollups, kept exactly once per batch (see storage.derived_writer)."""
+"""The stats rollups, kept exactly once per batch (see stats.derived_writer)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
-from storage.derived_writer import DerivedWriter
-from storage.rollups import Delta, fold, merge_into
+from stats.derived_writer import DerivedWriter
+from stats.rollups import Delta, fold, merge_into
 
 
 def rollup_writer(rollups: AsyncCollection[Any]) -> DerivedWriter[Delta]:

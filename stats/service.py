@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from storage import stats_pipelines as p
-from storage import stats_shapes as shape
-from storage.rollups import LATEST_FIELDS, RATE_LIMIT_FIELDS, ROLLUPS
-from storage.timebuckets import (
+from stats import pipelines as p
+from stats import shapes as shape
+from stats.rollups import LATEST_FIELDS, RATE_LIMIT_FIELDS, ROLLUPS
+from stats.timebuckets import (
     Segment,
     bucket_starts,
     decompose,

@@ -7,7 +7,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from bench.stats_data import documents
-from storage.rollups import (
+from stats.rollups import (
     CUBOIDS,
     HIST_BASE,
     HIST_BUCKETS,
@@ -18,7 +18,7 @@ from storage.rollups import (
     percentile,
     rollup_id,
 )
-from storage.timebuckets import TIERS
+from stats.timebuckets import TIERS
 
 START = datetime(2026, 11, 1, 23, 50, tzinfo=UTC)
 

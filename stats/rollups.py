@@ -27,7 +27,7 @@ from typing import Any
 
 from pymongo import UpdateOne
 
-from storage.timebuckets import TIERS, Tier, epoch, tier_start
+from stats.timebuckets import TIERS, Tier, epoch, tier_start
 
 ROLLUPS = "rollups"
 CUBOIDS: tuple[str, ...] = ("", "m", "o", "mo")
@@ -134,7 +134,7 @@ class Delta:
 
     def change(self) -> dict[str, Any]:
         """The update operators adding this delta (the writer guards them per
-        batch: storage.derived_writer)."""
+        batch: stats.derived_writer)."""
         change: dict[str, Any] = {"$inc": dict(self.inc), "$setOnInsert": dict(self.key)}
         if self.low:
             change["$min"] = dict(self.low)

@@ -20,14 +20,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import AutoReconnect
 
 from bench.stats_data import documents
+from stats.derived_writer import APPLIED, BatchTag
+from stats.rollup_writer import rollup_writer
+from stats.rollups import ROLLUPS
+from stats.service import StatsService
 from storage.conversation_summaries import CONVERSATIONS
 from storage.conversations_repo import ConversationsRepo
-from storage.derived_writer import APPLIED, BatchTag
 from storage.mongo import REQUESTS, connect
 from storage.rebuild_rollups import applied_marks, rebuild, rebuild_conversations
-from storage.rollup_writer import rollup_writer
-from storage.rollups import ROLLUPS
-from storage.stats_service import StatsService
 from storage.summary_writer import summary_writer
 
 START = datetime(2026, 11, 3, 8, 0, tzinfo=UTC)

@@ -1,0 +1,5 @@
+"""Stats fixtures: the storage tests' per-test database."""
+
+from tests.storage.conftest import db
+
+__all__ = ["db"]
