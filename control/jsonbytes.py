@@ -14,7 +14,9 @@ would have without the proxy. UTF-8 validity is checked on the whole body. NaN a
 Infinity, which json.loads accepts but JSON does not, are refused.
 
 The regexes use possessive quantifiers (Python 3.11+) so that long strings and long
-runs of scalars are consumed in C without building backtracking state.
+runs of scalars are consumed in C without building backtracking state. The work in
+Python is one step per member and one per run of brackets, so the scan stays linear
+and cheap on bodies of many tiny members or deep nesting, which a client may send.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import NoReturn
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -34,10 +37,34 @@ _LITERAL_SRC = rb"true|false|null"
 _WS = re.compile(rb"[ \t\n\r]*+")
 _STRING = re.compile(_STRING_SRC)
 _SCALAR = re.compile(rb"(?:" + _NUMBER_SRC + rb"|" + _LITERAL_SRC + rb")(?![0-9A-Za-z.+\-])")
-# Everything inside a container that is not a bracket: separators and whole tokens.
-_GAP = re.compile(
+# Separators and whole tokens: everything inside a container but brackets.
+_FLAT_SRC = (
     rb"(?:[ \t\n\r,:]++|" + _STRING_SRC + rb"|" + _NUMBER_SRC + rb"|" + _LITERAL_SRC + rb")*+"
 )
+# ... and innermost containers (no brackets inside) too, whole: checked by the same
+# rules as the bracket loop applies, in C. One that does not close as it should is
+# not taken here, and the loop meets its opening bracket and reports where it fails.
+_GAP = re.compile(
+    rb"(?:[ \t\n\r,:]++|"
+    + _STRING_SRC
+    + rb"|"
+    + _NUMBER_SRC
+    + rb"|"
+    + _LITERAL_SRC
+    + rb"|\["
+    + _FLAT_SRC
+    + rb"\]|\{"
+    + _FLAT_SRC
+    + rb"\})*+"
+)
+
+# A member up to its value: the key, the colon and the blanks around it.
+_MEMBER_HEAD = re.compile(rb"(" + _STRING_SRC + rb")[ \t\n\r]*+:[ \t\n\r]*+")
+# What follows a member's value: `,` (and the blanks before the next key) or `}`.
+_MEMBER_TAIL = re.compile(rb"[ \t\n\r]*+(?:(,)[ \t\n\r]*+|\})")
+_OPENERS = re.compile(rb"[\[{]++")
+_CLOSERS = re.compile(rb"[\]}]++")
+_CLOSER_OF = bytes.maketrans(b"[{", b"]}")
 
 _OPEN_OBJECT, _CLOSE_OBJECT = ord("{"), ord("}")
 _OPEN_ARRAY, _CLOSE_ARRAY = ord("["), ord("]")
@@ -87,22 +114,21 @@ def scan_object(body: bytes) -> ObjectLayout:
         close_brace = pos
     else:
         while True:
-            key_start = pos
-            key_end = _string_end(buf, pos, "an object key")
-            # json.loads decodes the escapes exactly as the upstream's parser will.
-            key = json.loads(buf[key_start:key_end])
-            pos = _skip_ws(buf, key_end)
-            _expect(buf, pos, _COLON, "':' after an object key")
-            value_start = _skip_ws(buf, pos + 1)
+            head = _MEMBER_HEAD.match(buf, pos)
+            if head is None:
+                _member_head_error(buf, pos)
+            key_start, key_end = head.span(1)
+            value_start = head.end()
             value_end = _value_end(buf, value_start)
+            key = _key(buf, key_start, key_end)
             members.append(Member(key, key_start, key_end, value_start, value_end))
-            pos = _skip_ws(buf, value_end)
-            if pos < len(buf) and buf[pos] == _COMMA:
-                pos = _skip_ws(buf, pos + 1)
-                continue
-            _expect(buf, pos, _CLOSE_OBJECT, "',' or '}' after a value")
-            close_brace = pos
-            break
+            tail = _MEMBER_TAIL.match(buf, value_end)
+            if tail is None:
+                _member_tail_error(buf, value_end)
+            if tail.group(1) is None:
+                close_brace = tail.end() - 1
+                break
+            pos = tail.end()
     if _skip_ws(buf, close_brace + 1) != len(buf):
         raise ValueError(f"unexpected data after the object at byte {close_brace + 1}")
     return ObjectLayout(open_brace, close_brace, tuple(members))
@@ -152,6 +178,25 @@ def set_member(body: bytes, key: str, raw_value: bytes) -> bytes:
     return buf[:at] + insert + buf[at:]
 
 
+def _member_head_error(buf: bytes, pos: int) -> NoReturn:
+    key_end = _string_end(buf, pos, "an object key")
+    _expect(buf, _skip_ws(buf, key_end), _COLON, "':' after an object key")
+    raise AssertionError("unreachable: a key and its colon match _MEMBER_HEAD")
+
+
+def _member_tail_error(buf: bytes, value_end: int) -> NoReturn:
+    _expect(buf, _skip_ws(buf, value_end), _CLOSE_OBJECT, "',' or '}' after a value")
+    raise AssertionError("unreachable: `,` and `}` match _MEMBER_TAIL")
+
+
+def _key(buf: bytes, start: int, end: int) -> str:
+    raw = buf[start + 1 : end - 1]
+    if b"\\" not in raw:
+        return raw.decode("utf-8")  # no escapes: the bytes are the key (UTF-8 is checked)
+    # json.loads decodes the escapes exactly as the upstream's parser will.
+    return json.loads(buf[start:end])
+
+
 def _skip_ws(buf: bytes, pos: int) -> int:
     match = _WS.match(buf, pos)
     return match.end() if match else pos
@@ -184,9 +229,13 @@ def _value_end(buf: bytes, pos: int) -> int:
 
 
 def _container_end(buf: bytes, pos: int) -> int:
-    # Only brackets need Python-level work; every run of strings, scalars and
-    # separators between two brackets is consumed by one regex match.
-    closers = [_CLOSE_OBJECT if buf[pos] == _OPEN_OBJECT else _CLOSE_ARRAY]
+    # Python-level work is one step per bracket (per run of brackets when they are
+    # nested without anything between); everything else, innermost containers
+    # included, is consumed by one `_GAP` match between two steps.
+    # The closing brackets still expected, innermost last. The container's own
+    # opening bracket is taken first: `_GAP` would swallow a flat one whole, and
+    # the separators after it.
+    owed = bytearray(buf[pos : pos + 1].translate(_CLOSER_OF))
     pos += 1
     end = len(buf)
     while True:
@@ -195,14 +244,41 @@ def _container_end(buf: bytes, pos: int) -> int:
         if pos >= end:
             raise ValueError("unexpected end of body inside a nested value")
         byte = buf[pos]
-        if byte == _OPEN_OBJECT:
-            closers.append(_CLOSE_OBJECT)
-        elif byte == _OPEN_ARRAY:
-            closers.append(_CLOSE_ARRAY)
-        elif byte == closers[-1]:
-            closers.pop()
-            if not closers:
-                return pos + 1
+        following = buf[pos + 1] if pos + 1 < end else 0
+        if byte == _OPEN_OBJECT or byte == _OPEN_ARRAY:
+            if following != _OPEN_OBJECT and following != _OPEN_ARRAY:
+                owed.append(_CLOSE_OBJECT if byte == _OPEN_OBJECT else _CLOSE_ARRAY)
+                pos += 1
+                continue
+            run = _OPENERS.match(buf, pos)
+            assert run is not None  # it starts with an opening bracket
+            owed += run.group().translate(_CLOSER_OF)
+            pos = run.end()
+        elif byte == _CLOSE_OBJECT or byte == _CLOSE_ARRAY:
+            if following != _CLOSE_OBJECT and following != _CLOSE_ARRAY:
+                if owed[-1] != byte:
+                    _mismatch(buf, pos, owed)
+                owed.pop()
+                pos += 1
+            else:
+                match = _CLOSERS.match(buf, pos)
+                assert match is not None  # it starts with a closing bracket
+                run = match.group()[: len(owed)]
+                at = len(owed) - len(run)
+                if run != owed[at:][::-1]:
+                    _mismatch(buf, pos, owed)
+                del owed[at:]
+                pos += len(run)
+            if not owed:
+                return pos
         else:
             raise ValueError(f"unexpected byte {chr(byte)!r} at byte {pos} in a nested value")
-        pos += 1
+
+
+def _mismatch(buf: bytes, pos: int, owed: bytearray) -> NoReturn:
+    # The first closing bracket from `pos` on that is not the one owed.
+    for offset, want in enumerate(reversed(owed)):
+        if buf[pos + offset] != want:
+            got = chr(buf[pos + offset])
+            raise ValueError(f"unexpected byte {got!r} at byte {pos + offset} in a nested value")
+    raise AssertionError("unreachable: the closing brackets differ from what is owed")

@@ -75,12 +75,18 @@ class Provider:
 class Pattern:
     """`prefix:TEXT` (starts with TEXT), `exact:TEXT` (TEXT literally), a glob when it
     holds `*` (any run, empty included) or `?` (one character), else exact. Matching
-    is case-sensitive, as model ids are."""
+    is case-sensitive, as model ids are.
+
+    A glob is matched piece by piece, not as one `.*` regex: with several stars that
+    regex backtracks polynomially in the model id, which the client chooses. Each
+    piece between stars has a fixed length, so placing every middle piece at its
+    leftmost fit is exact and the match is linear in the id for a given pattern."""
 
     text: str
     kind: Literal["exact", "prefix", "glob"]
     value: str
-    regex: re.Pattern[str] | None = None
+    # Glob pieces between the stars: a fixed-length regex (`?` is `.`) and its length.
+    pieces: tuple[tuple[re.Pattern[str], int], ...] = ()
 
     @classmethod
     def parse(cls, text: str) -> Pattern:
@@ -90,8 +96,14 @@ class Pattern:
             return cls(text, "exact", text[len("exact:") :])
         if "*" in text or "?" in text:
             # Own translation, not fnmatch: `[` stays literal.
-            body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text)
-            return cls(text, "glob", text, re.compile(body, re.DOTALL))
+            pieces = tuple(
+                (
+                    re.compile("".join("." if c == "?" else re.escape(c) for c in part), re.DOTALL),
+                    len(part),
+                )
+                for part in text.split("*")
+            )
+            return cls(text, "glob", text, pieces)
         if not text:
             raise ValueError("a pattern must not be empty")
         return cls(text, "exact", text)
@@ -99,8 +111,8 @@ class Pattern:
     def matches(self, value: str) -> bool:
         if self.kind == "prefix":
             return value.startswith(self.value)
-        if self.regex is not None:
-            return self.regex.fullmatch(value) is not None
+        if self.kind == "glob":
+            return _glob_matches(self.pieces, value)
         return value == self.value
 
 
@@ -148,6 +160,22 @@ class RoutingConfig:
             if rule.matches(model, agent, client_key_fingerprint):
                 return Route(rule.provider, rule.model, rule.name, rule.line)
         return None
+
+
+def _glob_matches(pieces: tuple[tuple[re.Pattern[str], int], ...], value: str) -> bool:
+    if len(pieces) == 1:  # no star: `?`s only
+        return pieces[0][0].fullmatch(value) is not None
+    (first, first_len), *middle, (last, last_len) = pieces
+    tail = len(value) - last_len
+    if tail < first_len or not first.match(value) or not last.fullmatch(value, tail):
+        return False
+    pos = first_len
+    for piece, _ in middle:
+        found = piece.search(value, pos, tail)
+        if found is None:
+            return False
+        pos = found.end()
+    return True
 
 
 def rewrite_model(body: bytes, model: str) -> bytes:

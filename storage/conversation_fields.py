@@ -19,8 +19,10 @@ searching conversations never re-parse request bodies:
 - `start`, `turns`, `reply`, `error`: only what this request adds: the messages
   after the last assistant message it sends (the new user input, typically tool
   results), the assistant message the API returned, or the error. The previous
-  reply is not stored again: the previous request already holds it.
-- `prompt`: the user's first prompt (for lists); `words`: normalised search terms.
+  reply is not stored again: the previous request already holds it. At most the
+  last `MAX_TURNS` messages are stored, `start` being the position of the first.
+- `prompt`: the user's first prompt (for lists); `words`: normalised search terms
+  (at most `conversation_text.MAX_WORDS`).
 """
 
 from __future__ import annotations
@@ -50,15 +52,26 @@ PROMPT_CHARS = 300
 SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 CONTINUATION = "This session is being continued from a previous conversation"
 
+# Messages one request stores: the newest ones. Claude Code adds a few per request;
+# a client sending thousands at once (a ready-made history) gets the rest read back
+# from its body like any gap in the log (see `storage.conversation_thread`).
+MAX_TURNS = 500
+
 # Both wordings Claude Code has used: "<env>\nWorking directory: /p" (older) and
-# "# Environment ... - Primary working directory: /p" (newer).
-_WORKDIR = re.compile(
-    r"^[ \t]*(?:-[ \t]*)?(?:primary[ \t]+)?working directory:[ \t]*(\S[^\r\n]*?)[ \t]*$",
-    re.IGNORECASE | re.MULTILINE,
+# "# Environment ... - Primary working directory: /p" (newer). A statement is a line
+# of its own, so candidate lines are found by the literal and parsed with string
+# methods: one regex over the whole line (`\S[^\r\n]*?[ \t]*$`) was quadratic in a
+# long run of blanks, and the prompt is the client's to write.
+_WORKDIR_HINT = re.compile(r"working directory:", re.IGNORECASE)
+# Possessive: what precedes the label is blanks, an optional "-" bullet and an
+# optional "primary", none of which can start another label, so nothing to retry.
+_WORKDIR_LABEL = re.compile(
+    r"[ \t]*+(?:-[ \t]*+)?(?:primary[ \t]++)?working directory:", re.IGNORECASE
 )
 _PATHLIKE = re.compile(r"^(?:/|~|[A-Za-z]:[\\/]|\\\\)")
+_DRIVE = re.compile(r"[A-Za-z]:")
 _SIDECHAIN_PROMPT = "You are an agent for Claude Code"
-_SUBAGENT_FLAG = re.compile(r"cc_is_subagent\s*=\s*true", re.IGNORECASE)
+_SUBAGENT_FLAG = re.compile(r"cc_is_subagent\s*+=\s*+true", re.IGNORECASE)
 
 
 def conversation_fields(
@@ -75,7 +88,7 @@ def conversation_fields(
         return None
     budget = Budget()
     segment = fingerprint(normalise_message(messages[0]))
-    start = tail_start(messages)
+    start = max(tail_start(messages), len(messages) - MAX_TURNS)
     turns = [normalise_message(m, budget) for m in messages[start:]]
     reply = _reply(exchange, message, budget)
     system = system_text(body.get("system"))
@@ -148,7 +161,7 @@ def project_path(body: dict[str, Any], system: str) -> str | None:
         if not isinstance(cwd, str) and isinstance(user_id, str) and user_id.startswith("{"):
             try:
                 parsed = json.loads(user_id)
-            except ValueError:
+            except (ValueError, RecursionError):  # deep nesting is the client's choice
                 parsed = None
             cwd = parsed.get("cwd") if isinstance(parsed, dict) else None
         if isinstance(cwd, str) and (path := _clean_path(cwd)):
@@ -161,11 +174,32 @@ def project_path(body: dict[str, Any], system: str) -> str | None:
 
 
 def _workdir(text: str) -> str | None:
-    for match in _WORKDIR.finditer(text):
-        path = _clean_path(match.group(1))
-        if path:
-            return path
+    """The first usable path stated as `[- ][Primary ]Working directory: PATH` on a
+    line of its own (case-insensitive; LF ends a line). Linear in `text`: each line
+    holding the label is looked at once."""
+    pos = 0
+    while (hit := _WORKDIR_HINT.search(text, pos)) is not None:
+        newline = text.rfind("\n", pos, hit.start())  # `pos` is always a line start
+        start = pos if newline < 0 else newline + 1
+        end = text.find("\n", hit.end())
+        end = len(text) if end < 0 else end
+        label = _WORKDIR_LABEL.match(text, start, end)
+        if label is not None:
+            path = _stated_path(text[label.end() : end])
+            if path:
+                return path
+        pos = end + 1
     return None
+
+
+def _stated_path(rest: str) -> str | None:
+    # The value starts at the first non-blank and must start with a non-space;
+    # a CR inside the line means it is not a statement (as the regex this replaced
+    # decided: its value could not hold one).
+    value = rest.lstrip(" \t")
+    if not value or value[0].isspace() or "\r" in value:
+        return None
+    return _clean_path(value.rstrip(" \t"))
 
 
 def _clean_path(raw: str) -> str | None:
@@ -174,9 +208,12 @@ def _clean_path(raw: str) -> str | None:
         return None
     if any(ord(c) < 32 for c in path):
         return None
-    while len(path) > 1 and path[-1] in "/\\" and not re.fullmatch(r"[A-Za-z]:[\\/]", path):
-        path = path[:-1]
-    return path
+    trimmed = path.rstrip("/\\")
+    if not trimmed:
+        return path[0]  # the root itself
+    if _DRIVE.fullmatch(trimmed):
+        return path[:3]  # a drive root keeps its separator: `C:\`
+    return trimmed
 
 
 def project_name(path: str | None) -> str | None:

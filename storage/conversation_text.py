@@ -11,6 +11,11 @@ sides of every comparison:
 - very long strings are clipped, and a request's stored content has a budget, so
   one huge paste or file read cannot push a log document towards MongoDB's 16 MB;
   the full text stays in the request body;
+- the arrays and nesting are bounded too: the first `MAX_BLOCKS` blocks of a content
+  list (then one `omitted` block counting the rest), the first `MAX_ITEMS` items of a
+  JSON array or object in tool inputs (then a marker), `MAX_DEPTH` levels of nesting
+  (deeper values become `"…"`), so neither the stored arrays nor the recursion that
+  builds and reads them grow with what a client sends;
 - words are NFKC-normalised, case-folded `\\w+` runs, the form both the stored
   arrays and the search query are reduced to.
 """
@@ -26,7 +31,14 @@ from typing import Any
 STRING_LIMIT = 64_000  # characters kept of one string while the budget lasts
 SMALL_LIMIT = 2_000  # ... once a request's content budget is spent
 CONTENT_BUDGET = 1_000_000  # characters of content stored per request
-MAX_WORDS = 1_500  # search words stored per request
+MAX_WORDS = 1_500  # search words stored per request (the first found)
+MAX_BLOCKS = 1_000  # content blocks kept per message or tool result (the first)
+MAX_ITEMS = 1_000  # items kept per JSON array or object inside content (the first)
+# Levels of nesting kept inside content (tool results in tool results count too):
+# plenty for tool inputs, and well inside MongoDB's limit of 100 nested levels.
+MAX_DEPTH = 32
+ROLE_CHARS = 64  # "user" and "assistant" are all the API knows
+CLIPPED = "…"  # what stands for a value nested deeper than MAX_DEPTH
 _WORD = re.compile(r"\w+")
 _REMINDER = re.compile(r"<system-reminder>.*?(?:</system-reminder>|\Z)", re.DOTALL)
 _MEDIA = ("image", "document")
@@ -53,15 +65,22 @@ def normalise_message(message: object, budget: Budget | None = None) -> dict[str
     if not isinstance(message, dict):
         return {"role": "unknown", "content": []}
     role = message.get("role") if isinstance(message.get("role"), str) else "unknown"
+    role = role[:ROLE_CHARS]
     return {"role": role, "content": normalise_content(message.get("content"), budget)}
 
 
-def normalise_content(content: object, budget: Budget) -> list[dict[str, Any]]:
+def normalise_content(content: object, budget: Budget, depth: int = 0) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [_text_block("text", "text", content, budget)]
     if not isinstance(content, list):
         return []
-    return [_block(b, budget) for b in content if isinstance(b, dict)]
+    blocks = [b for b in content if isinstance(b, dict)]
+    if depth >= MAX_DEPTH:
+        return [{"type": "omitted", "blocks": len(blocks)}] if blocks else []
+    out = [_block(b, budget, depth) for b in blocks[:MAX_BLOCKS]]
+    if len(blocks) > MAX_BLOCKS:
+        out.append({"type": "omitted", "blocks": len(blocks) - MAX_BLOCKS})
+    return out
 
 
 def _text_block(kind: str, key: str, text: str, budget: Budget) -> dict[str, Any]:
@@ -72,7 +91,7 @@ def _text_block(kind: str, key: str, text: str, budget: Budget) -> dict[str, Any
     return block
 
 
-def _block(block: dict[str, Any], budget: Budget) -> dict[str, Any]:
+def _block(block: dict[str, Any], budget: Budget, depth: int) -> dict[str, Any]:
     kind = block.get("type")
     if kind == "text" and isinstance(block.get("text"), str):
         return _text_block("text", "text", block["text"], budget)
@@ -83,27 +102,31 @@ def _block(block: dict[str, Any], budget: Budget) -> dict[str, Any]:
     if kind in ("tool_use", "server_tool_use"):
         return {
             "type": kind,
-            "id": block.get("id"),
-            "name": block.get("name"),
-            "input": _value(block.get("input"), budget),
+            "id": _value(block.get("id"), budget, depth + 1),
+            "name": _value(block.get("name"), budget, depth + 1),
+            "input": _value(block.get("input"), budget, depth + 1),
         }
     if kind == "tool_result":
         out: dict[str, Any] = {
             "type": "tool_result",
-            "tool_use_id": block.get("tool_use_id"),
-            "content": normalise_content(block.get("content"), budget),
+            "tool_use_id": _value(block.get("tool_use_id"), budget, depth + 1),
+            "content": normalise_content(block.get("content"), budget, depth + 1),
         }
         if block.get("is_error"):
             out["is_error"] = True
         return out
     if kind in _MEDIA:
-        return _media(block)
-    return {k: _value(v, budget) for k, v in block.items() if k != "cache_control"}
+        return _media(block, budget)
+    return _object(block, budget, depth)
 
 
-def _media(block: dict[str, Any]) -> dict[str, Any]:
+def _media(block: dict[str, Any], budget: Budget) -> dict[str, Any]:
     source = block.get("source") if isinstance(block.get("source"), dict) else {}
-    kept = {k: source[k] for k in ("type", "media_type", "url") if isinstance(source.get(k), str)}
+    kept = {
+        k: budget.clip(source[k])[0]
+        for k in ("type", "media_type", "url")
+        if isinstance(source.get(k), str)
+    }
     out: dict[str, Any] = {"type": block["type"], "source": kept}
     data = source.get("data")
     if isinstance(data, str):
@@ -113,24 +136,37 @@ def _media(block: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _value(value: Any, budget: Budget) -> Any:
+def _value(value: Any, budget: Budget, depth: int) -> Any:
     """Arbitrary JSON (tool inputs, unknown blocks) with long strings clipped, made
-    storable as BSON: integers past 64 bits become strings, NUL leaves keys."""
+    storable as BSON: integers past 64 bits become strings, NUL leaves keys; long
+    arrays and objects keep their first `MAX_ITEMS` items, deep ones become `CLIPPED`."""
     if isinstance(value, str):
         return budget.clip(value)[0]
     if isinstance(value, bool) or value is None or isinstance(value, float):
         return value
     if isinstance(value, int):
         return value if _INT64_MIN <= value <= _INT64_MAX else str(value)
+    if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+        return CLIPPED
     if isinstance(value, dict):
-        return {
-            str(k).replace("\x00", "\ufffd"): _value(v, budget)
-            for k, v in value.items()
-            if k != "cache_control"
-        }
+        return _object(value, budget, depth)
     if isinstance(value, list):
-        return [_value(v, budget) for v in value]
+        items = [_value(v, budget, depth + 1) for v in value[:MAX_ITEMS]]
+        if len(value) > MAX_ITEMS:
+            items.append(f"{CLIPPED} {len(value) - MAX_ITEMS} more items")
+        return items
     return str(value)
+
+
+def _object(value: dict[Any, Any], budget: Budget, depth: int) -> dict[str, Any]:
+    keys = [k for k in value if k != "cache_control"]
+    out = {
+        str(k).replace("\x00", "\ufffd"): _value(value[k], budget, depth + 1)
+        for k in keys[:MAX_ITEMS]
+    }
+    if len(keys) > MAX_ITEMS:
+        out[CLIPPED] = f"{len(keys) - MAX_ITEMS} more keys"
+    return out
 
 
 def fingerprint(value: Any) -> str:

@@ -182,7 +182,7 @@ def session_id(headers: list[tuple[str, str]], body: dict[str, Any]) -> str | No
     if user_id.startswith("{"):
         try:
             parsed = json.loads(user_id)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting is not a session
             parsed = None
         if isinstance(parsed, dict) and isinstance(parsed.get("session_id"), str):
             return parsed["session_id"][:128]

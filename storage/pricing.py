@@ -20,7 +20,7 @@ DEFAULT_TABLE = Path(__file__).with_name("pricing.yaml")
 _DATE_SUFFIX = re.compile(r"[-@](\d{8}|latest)$")
 _VERSION_SUFFIX = re.compile(r"-v\d+(:\d+)?$")  # Bedrock's -v1:0
 _PROVIDER_PREFIX = re.compile(r"^(anthropic/|(us|eu|apac|global)\.anthropic\.|anthropic\.)")
-_CONTEXT_SUFFIX = re.compile(r"\[[^\]]*\]$")  # claude-sonnet-4-5[1m]
+_CONTEXT_SUFFIX = re.compile(r"\[[^\[\]]*\]$")  # claude-sonnet-4-5[1m]
 
 
 @dataclass(frozen=True, slots=True)

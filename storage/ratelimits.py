@@ -3,7 +3,9 @@
 API-key traffic carries `anthropic-ratelimit-{requests,tokens,input-tokens,
 output-tokens}-{limit,remaining,reset}`; subscription traffic the `unified`
 family (status, 5h/7d utilization as a 0..1 fraction, reset as epoch seconds).
-Every `anthropic-ratelimit-*` header is also kept raw, so new ones are not lost.
+Every `anthropic-ratelimit-*` header is also kept raw, so new ones are not lost:
+the first `MAX_RAW` of them, names and values clipped, since a provider other than
+Anthropic (or anything in between) decides how many and how long they are.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 PREFIX = "anthropic-ratelimit-"
+MAX_RAW = 64  # rate-limit headers kept, besides retry-after (Anthropic sends ~20)
+MAX_NAME_CHARS = 128  # of a header name after the prefix
+MAX_VALUE_CHARS = 256  # of a value (Anthropic's are timestamps and small numbers)
 
 _KINDS = {
     "requests": "requests",
@@ -60,9 +65,13 @@ def parse_rate_limits(
     for name, value in headers:
         lower = name.lower()
         if lower.startswith(PREFIX):
-            raw[lower[len(PREFIX) :]] = value
+            key = lower[len(PREFIX) :][:MAX_NAME_CHARS]
         elif lower == "retry-after":
-            raw["retry-after"] = value
+            key = "retry-after"
+        else:
+            continue
+        if key == "retry-after" or key in raw or len(raw) - ("retry-after" in raw) < MAX_RAW:
+            raw[key] = value[:MAX_VALUE_CHARS]
     if not raw:
         return None
     info: dict[str, Any] = {}
