@@ -9,12 +9,12 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 from sanic_ext import openapi
 
+from conversations.queries import ID_PATTERN, MAX_QUERY_WORDS, query_words
+from conversations.repo import ConversationsRepo
 from handlers.params import BadParameter, datetime_param, int_param, text_param
 from openapi import params
 from openapi.components import ConversationDetail, ConversationList, ConversationSearchResults
 from openapi.responses import error, guarded, ok
-from storage.conversation_queries import ID_PATTERN, MAX_QUERY_WORDS, query_words
-from storage.conversations_repo import ConversationsRepo
 from streaming.errors import error_body
 
 bp = Blueprint("conversations", url_prefix="/api/conversations")

@@ -3,7 +3,7 @@
 The worker handed off the raw bytes; here the response is decoded and, for a
 stream, folded into the message it amounts to (streaming.observer), the stream's
 own verdict is judged (an `event: error`, a missing `message_stop`), and the
-document is built (storage.document). A record that cannot be built still
+document is built (recording.document). A record that cannot be built still
 becomes a document, in its minimal form.
 """
 
@@ -13,9 +13,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from recording.document import build_document, minimal_document
 from recording.handoff import decode_exchange
 from recording.journal import Record
-from storage.document import build_document, minimal_document
 from storage.pricing import PriceTable
 from streaming.exchange import Exchange
 from streaming.observer import SSEObserver

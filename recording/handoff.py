@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from storage.document import client_key
+from recording.document import client_key
 from streaming.credentials import fingerprint, sanitize_headers
 from streaming.exchange import Exchange, Outcome
 from streaming.jsonbody import parse_json_object

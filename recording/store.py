@@ -24,15 +24,14 @@ from bson.errors import InvalidDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
+from conversations.summary_writer import summary_writer
 from recording.quarantine import Quarantine
 from stats.derived_writer import BatchTag
 from stats.rollup_writer import rollup_writer
 from stats.rollups import ROLLUPS
 from storage.bodies import body_size, offload_bodies
-from storage.conversation_summaries import CONVERSATIONS
-from storage.mongo import REQUESTS
+from storage.mongo import CONVERSATIONS, REQUESTS
 from storage.storable import storable
-from storage.summary_writer import summary_writer
 
 logger = logging.getLogger("proxy.recorder")
 

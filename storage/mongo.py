@@ -13,11 +13,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure, PyMongoError
 
 from stats.rollups import ROLLUPS
-from storage.conversation_summaries import CONVERSATIONS
 
 logger = logging.getLogger("proxy.storage")
 
 REQUESTS = "requests"
+# The conversation summaries (conversations.summaries), kept by the recorder.
+CONVERSATIONS = "conversations"
 TTL_INDEX = "timestamp_ttl"
 CONVERSATION_TTL_INDEX = "last_activity_ttl"
 
@@ -68,7 +69,7 @@ def _request_models() -> list[IndexModel]:
         IndexModel([("model", ASCENDING), ("timestamp", DESCENDING)], name="model_time"),
         IndexModel([("organizationId", ASCENDING), ("timestamp", DESCENDING)], name="org_time"),
         IndexModel([("sessionId", ASCENDING), ("timestamp", DESCENDING)], name="session_time"),
-        # Conversations (storage.conversation_queries): threads, projects, search words.
+        # Conversations (conversations.queries): threads, projects, search words.
         IndexModel(
             [("conversation.id", ASCENDING), ("timestamp", DESCENDING)],
             name="conversation_time",
@@ -182,7 +183,7 @@ async def ensure_rollup_indexes(rollups: AsyncCollection[Any]) -> None:
 async def ensure_conversation_indexes(
     conversations: AsyncCollection[Any], retention_days: int | None = None
 ) -> None:
-    """The conversation summaries (storage.conversation_summaries): the list and a
+    """The conversation summaries (conversations.summaries): the list and a
     project's list, newest activity first. With a retention, a summary expires
     once its last activity is as old as the requests the log deletes."""
     await _ensure(

@@ -11,8 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from stats.rollups import ROLLUPS
 from storage import queries as q
 from storage.bodies import delete_all_bodies, load_bodies
-from storage.conversation_summaries import CONVERSATIONS
-from storage.mongo import REQUESTS
+from storage.mongo import CONVERSATIONS, REQUESTS
 
 
 class RequestsRepo:

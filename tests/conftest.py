@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import signal
@@ -17,6 +18,7 @@ import aiohttp
 import pytest
 from sanic import Sanic
 
+from storage.embedded import SERVER_FLAGS, server_env
 from tests.fake_upstream import FakeUpstream
 
 Sanic.test_mode = True  # tests create many apps with the same name
@@ -135,7 +137,11 @@ def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             str(storage / "db"),
             "--log-level",
             "WARNING",
+            # The embedded database's memory caps: the session's server lives as
+            # long as the whole run and would otherwise keep everything it wrote.
+            *SERVER_FLAGS,
         ],
+        env=server_env(),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -201,3 +207,20 @@ def proxy(
 def fresh_upstream(upstream: FakeUpstream) -> FakeUpstream:
     upstream.reset()
     return upstream
+
+
+async def wait_recorded(
+    http: aiohttp.ClientSession, proxy: ProxyProcess, count: int, within: float = 30.0
+) -> None:
+    """Until the recorder has stored `count` records and counted them into the
+    rollups and summaries (its status, shown by `/livez`, says so after a batch
+    is wholly stored; the documents alone appear a moment earlier)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        async with http.get(f"{proxy.url}/livez") as resp:
+            writer = (await resp.json()).get("writer") or {}
+        recorder = writer.get("recorder") or {}
+        if (writer.get("written") or 0) >= count and recorder.get("pending_batch") is None:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the recorder did not store {count} records within {within}s")

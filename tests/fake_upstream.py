@@ -16,6 +16,10 @@ proxy forwards like any other header):
     bigline:BYTES       one SSE event whose data line is BYTES long
     long:N:MS           a complete text message of N deltas spaced MS apart; the
                         exact bytes are `long_stream(N)`, so a client can check them
+    big:BYTES           BYTES of application/octet-stream (any path, e.g. GET
+                        /v1/files/{id}/content), chunked without Content-Length,
+                        made 64 KiB at a time as the client reads (never held
+                        whole); the exact bytes are `big_chunks(BYTES)`
 
 `x-fake-delay-ms` spaces the replayed events. Without `x-fake`, /v1/messages
 answers text_basic (SSE if the body asks to stream), count_tokens and models
@@ -33,6 +37,7 @@ import gzip
 import json
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,6 +127,22 @@ def long_stream(deltas: int) -> list[bytes]:
         event("message_stop", {"type": "message_stop"}),
     ]
     return events
+
+
+BIG_CHUNK = 64 * 1024
+
+
+def big_chunks(total: int) -> Iterator[bytes]:
+    """The body of the `big:BYTES` scenario, chunk by chunk: deterministic, so a
+    client can hash what it must receive; each chunk differs (its index repeated),
+    so a lost, doubled or reordered chunk changes the hash."""
+    index = 0
+    sent = 0
+    while sent < total:
+        size = min(BIG_CHUNK, total - sent)
+        yield (index.to_bytes(8, "big") * (BIG_CHUNK // 8))[:size]
+        sent += size
+        index += 1
 
 
 def headers_of(request: web.Request) -> list[tuple[str, str]]:
@@ -270,6 +291,8 @@ class FakeUpstream:
             count, _, ms = arg.partition(":")
             events = [("", raw) for raw in long_stream(int(count))]
             return await self._replay(request, events, float(ms) / 1000)
+        if kind == "big":
+            return await self._big(request, int(arg))
         raise web.HTTPBadRequest(text=f"unknown x-fake scenario {scenario!r}")
 
     async def _default(self, request: web.Request, body: bytes) -> web.StreamResponse:
@@ -349,6 +372,19 @@ class FakeUpstream:
             await asyncio.sleep(max(0.0, start + i * gap - time.monotonic()))
             data = json.dumps({"type": "ping", "seq": i, "sent": time.time()})
             await response.write(f"event: ping\ndata: {data}\n\n".encode())
+        await response.write_eof()
+        return response
+
+    async def _big(self, request: web.Request, total: int) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers=self._headers({"content-type": "application/octet-stream"})
+        )
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        # write() waits while the transport's buffer is full, so a slow reader
+        # slows the production down instead of piling chunks up here.
+        for chunk in big_chunks(total):
+            await response.write(chunk)
         await response.write_eof()
         return response
 

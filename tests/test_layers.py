@@ -15,6 +15,7 @@ PACKAGES = (
     "forwarding",
     "storage",
     "stats",
+    "conversations",
     "metrics",
     "recording",
     "openapi",

@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import ProxyProcess, start_proxy
+from tests.conftest import ProxyProcess, start_proxy, wait_recorded
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures.conversations import SESSIONS, exchanges, final_thread
 
@@ -128,13 +128,8 @@ def sent(proxy: ProxyProcess) -> dict[str, list[str]]:
                         await resp.read()
                         assert resp.status == entry["status"]
                         ids[name].append(resp.headers["x-proxy-request-id"])
-            expected = sum(len(v) for v in ids.values())
-            for _ in range(100):
-                async with http.get(f"{proxy.url}/api/requests?limit=1") as resp:
-                    if (await resp.json())["total"] == expected:
-                        return ids
-                await asyncio.sleep(0.1)
-        raise AssertionError("the log never held every request")
+            await wait_recorded(http, proxy, sum(len(v) for v in ids.values()))
+            return ids
 
     return asyncio.run(replay())
 

@@ -111,9 +111,7 @@ async def test_no_secret_in_the_journal(
     """MongoDB unreachable: records wait in the hand-off journal, whose metadata
     carries fingerprints only (credentials are replaced before the disk)."""
     dead = f"mongodb://127.0.0.1:{free_port()}/?directConnection=true"
-    proxy = hostile_proxy(
-        tmp_path, upstream, mongo_uri, MONGODB_URI=dead, WRITER_FLUSH_TIMEOUT="1"
-    )
+    proxy = hostile_proxy(tmp_path, upstream, mongo_uri, MONGODB_URI=dead, WRITER_FLUSH_TIMEOUT="1")
     try:
         clear, ids = await send_all(proxy)
     finally:

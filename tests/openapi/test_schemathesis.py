@@ -23,8 +23,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import ignored_auth
 
+from conversations.queries import MAX_QUERY_WORDS, query_words
 from stats.timebuckets import MAX_BUCKETS
-from storage.conversation_queries import MAX_QUERY_WORDS, query_words
 from tests.openapi.conftest import AUTH, LiveApp
 
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "8"))

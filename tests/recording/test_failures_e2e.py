@@ -26,9 +26,11 @@ import aiohttp
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from storage.conversation_summaries import CONVERSATIONS
+from stats.rollups import ROLLUPS
+from stats.timebuckets import TIERS
 from storage.mongo import (
     CONVERSATION_TTL_INDEX,
+    CONVERSATIONS,
     REQUESTS,
     TTL_INDEX,
     _conversation_models,
@@ -36,8 +38,6 @@ from storage.mongo import (
     _rollup_models,
     connect,
 )
-from stats.rollups import ROLLUPS
-from stats.timebuckets import TIERS
 from tests.conftest import ProxyProcess, free_port
 from tests.fake_upstream import FakeUpstream
 from tests.recording.servers import (

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import marshal
 
+from recording.document import build_document
 from recording.documents import build_record_document
 from recording.handoff import decode_exchange, encode_exchange, redact_query
 from recording.journal import Position, Record
-from storage.document import build_document
 from storage.pricing import PriceTable
 from streaming.credentials import fingerprint
 from streaming.exchange import Exchange, Outcome

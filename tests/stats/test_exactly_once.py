@@ -1,6 +1,6 @@
 """Exactly-once derived collections: however a batch's derived update is repeated,
 cut short or raced by other recorders, the rollups and conversation summaries
-end equal to what `storage.rebuild_rollups` computes from the request documents
+end equal to what `recording.rebuild_rollups` computes from the request documents
 (the brute force), and the batch marks never reach the API."""
 
 from __future__ import annotations
@@ -20,15 +20,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import AutoReconnect
 
 from bench.stats_data import documents
+from conversations.repo import ConversationsRepo
+from conversations.summary_writer import summary_writer
+from recording.rebuild_rollups import applied_marks, rebuild, rebuild_conversations
 from stats.derived_writer import APPLIED, BatchTag
 from stats.rollup_writer import rollup_writer
 from stats.rollups import ROLLUPS
 from stats.service import StatsService
-from storage.conversation_summaries import CONVERSATIONS
-from storage.conversations_repo import ConversationsRepo
-from storage.mongo import REQUESTS, connect
-from storage.rebuild_rollups import applied_marks, rebuild, rebuild_conversations
-from storage.summary_writer import summary_writer
+from storage.mongo import CONVERSATIONS, REQUESTS, connect
 
 START = datetime(2026, 11, 3, 8, 0, tzinfo=UTC)
 UTC_ZONE = ZoneInfo("UTC")

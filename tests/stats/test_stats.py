@@ -18,13 +18,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from bench.stats_data import documents
 from recording.quarantine import Quarantine
+from recording.rebuild_rollups import rebuild
 from recording.store import RecordStore
 from stats.derived_writer import BatchTag
 from stats.rollups import ROLLUPS, is_error
 from stats.service import StatsService
 from stats.timebuckets import MINUTE, bucket_starts, ceil_to, floor_to
 from storage.mongo import connect, ensure_rollup_indexes
-from storage.rebuild_rollups import rebuild
 
 START = datetime(2026, 10, 30, 22, 17, tzinfo=UTC)
 SPAN = timedelta(days=3, hours=5)

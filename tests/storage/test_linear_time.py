@@ -21,17 +21,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from storage.conversation_fields import (
+from conversations.fields import (
     conversation_fields,
     project_path,
 )
-from storage.conversation_text import (
+from conversations.text import (
     one_line,
     snippet,
     strip_reminders,
     words_of,
 )
-from storage.conversation_thread import rebuild
+from conversations.thread import rebuild
 from storage.ratelimits import parse_rate_limits
 from streaming.credentials import sanitize_headers
 from streaming.exchange import Exchange
@@ -41,7 +41,7 @@ from streaming.headers import (
     request_headers_for_upstream,
     response_headers_for_client,
 )
-from tests.storage.conversation_helpers import T0
+from tests.conversations.helpers import T0
 
 SMALL = 256 * 1024
 LARGE = 1024 * 1024
@@ -378,7 +378,7 @@ def test_price_lookup_is_linear_in_the_model_id() -> None:
 
 
 def test_session_of_a_deeply_nested_user_id_is_none_not_an_error() -> None:
-    from storage.document import session_id
+    from recording.document import session_id
 
     user_id = "[" * 100_000 + "]" * 100_000
     assert session_id([], {"metadata": {"user_id": "{" + user_id}}) is None

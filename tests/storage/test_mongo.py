@@ -29,8 +29,8 @@ from pymongo.errors import ExecutionTimeout, PyMongoError
 from pymongo.monitoring import CommandListener, CommandStartedEvent
 
 from stats.rollups import ROLLUPS
-from storage.conversation_summaries import CONVERSATIONS
 from storage.mongo import (
+    CONVERSATIONS,
     INDEX_BUILD_SECONDS,
     REQUESTS,
     IndexKeeper,

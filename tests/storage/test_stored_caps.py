@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from storage.conversation_fields import MAX_TURNS
-from storage.conversation_text import (
+from conversations.fields import MAX_TURNS
+from conversations.text import (
     CLIPPED,
     MAX_BLOCKS,
     MAX_DEPTH,
@@ -21,9 +21,9 @@ from storage.conversation_text import (
     fingerprint,
     normalise_message,
 )
-from storage.conversation_thread import rebuild
+from conversations.thread import rebuild
 from storage.ratelimits import MAX_RAW, MAX_VALUE_CHARS, parse_rate_limits
-from tests.storage.conversation_helpers import T0
+from tests.conversations.helpers import T0
 from tests.storage.test_linear_time import fields_of, nested_lists, nested_results
 
 

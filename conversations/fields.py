@@ -1,6 +1,6 @@
 """The conversation a logged Messages request belongs to, and what it adds to it (pure).
 
-Computed once when the request is logged (`storage.document.build_document`) and
+Computed once when the request is logged (`recording.document.build_document`) and
 stored as the document's `conversation` sub-document, so listing, rebuilding and
 searching conversations never re-parse request bodies:
 
@@ -32,7 +32,7 @@ import json
 import re
 from typing import Any
 
-from storage.conversation_text import (
+from conversations.text import (
     Budget,
     collect_words,
     fingerprint,
@@ -54,7 +54,7 @@ CONTINUATION = "This session is being continued from a previous conversation"
 
 # Messages one request stores: the newest ones. Claude Code adds a few per request;
 # a client sending thousands at once (a ready-made history) gets the rest read back
-# from its body like any gap in the log (see `storage.conversation_thread`).
+# from its body like any gap in the log (see `conversations.thread`).
 MAX_TURNS = 500
 
 # Both wordings Claude Code has used: "<env>\nWorking directory: /p" (older) and

@@ -1,6 +1,6 @@
 """Message content as the conversation view keeps it, and the words search matches.
 
-Pure functions shared by the log-time extraction (`storage.conversation_fields`),
+Pure functions shared by the log-time extraction (`conversations.fields`),
 the thread rebuild and the search queries, so the same normalisation runs on both
 sides of every comparison:
 

@@ -9,16 +9,15 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from conversations import queries as q
+from conversations.repo import ConversationsRepo
+from conversations.summary_writer import summary_writer
+from conversations.thread import summary
 from storage import bodies
-from storage import conversation_queries as q
 from storage.bodies import offload_bodies
-from storage.conversation_summaries import CONVERSATIONS
-from storage.conversation_thread import summary
-from storage.conversations_repo import ConversationsRepo
-from storage.mongo import REQUESTS, ensure_conversation_indexes, ensure_indexes
-from storage.summary_writer import summary_writer
+from storage.mongo import CONVERSATIONS, REQUESTS, ensure_conversation_indexes, ensure_indexes
+from tests.conversations.helpers import T0, documents_of
 from tests.fixtures.conversations import SESSIONS, exchanges, final_thread
-from tests.storage.conversation_helpers import T0, documents_of
 
 MAIN = "5d0c2f1a-7b9e-4c3d-8a61-2f4e9b7c1d03"
 LEGACY = "b7e41f09-2c5d-4a86-9e13-6f0a8d2c4b75"

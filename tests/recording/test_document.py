@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from storage.document import build_document, conversation_hash, session_id
+from recording.document import build_document, conversation_hash, session_id
 from storage.pricing import PriceTable
 from streaming.accumulator import accumulate, finalize
 from streaming.credentials import fingerprint

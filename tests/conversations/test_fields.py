@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from storage.conversation_fields import (
+from conversations.fields import (
     conversation_id,
     project_name,
     project_path,
     tail_start,
 )
-from storage.conversation_text import (
+from conversations.text import (
     MAX_WORDS,
     SMALL_LIMIT,
     STRING_LIMIT,
@@ -22,10 +22,10 @@ from storage.conversation_text import (
     normalise_message,
     words_of,
 )
-from storage.document import build_document
+from recording.document import build_document
 from streaming.exchange import Outcome
+from tests.conversations.helpers import PRICES, documents_of, exchange_of
 from tests.fixtures.conversations import exchanges
-from tests.storage.conversation_helpers import PRICES, documents_of, exchange_of
 
 MAIN = "5d0c2f1a-7b9e-4c3d-8a61-2f4e9b7c1d03"
 LEGACY = "b7e41f09-2c5d-4a86-9e13-6f0a8d2c4b75"

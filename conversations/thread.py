@@ -1,6 +1,6 @@
 """A conversation's thread rebuilt from its logged requests (pure).
 
-Each request stores only what it added (`storage.conversation_fields`): the
+Each request stores only what it added (`conversations.fields`): the
 messages after the last assistant message it sent, at their positions in the
 history, and the reply at the next position. Replaying the requests in order
 rebuilds every history ("segment": requests sharing the same first message)
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from storage.conversation_fields import CONTINUATION, project_name
-from storage.conversation_text import fingerprint, one_line, plain_text
+from conversations.fields import CONTINUATION, project_name
+from conversations.text import fingerprint, one_line, plain_text
 
 Doc = dict[str, Any]
 SPAWN_TOOLS = ("Task", "Agent")
@@ -150,7 +150,7 @@ def order_key(doc: Doc) -> tuple[Any, ...]:
 
 def summary(docs: list[Doc]) -> dict[str, Any]:
     """The list view's fields of one conversation, from its requests (the same
-    rules as `storage.conversation_queries`): the first prompt and the latest model
+    rules as `conversations.queries`): the first prompt and the latest model
     of the main thread (of any request when there is none), the project path
     stated (the greatest, should a session state several)."""
     ordered = sorted(docs, key=order_key)

@@ -1,4 +1,4 @@
-"""Reads of conversations for the dashboard API (executes storage.conversation_queries)."""
+"""Reads of conversations for the dashboard API (executes conversations.queries)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from storage import conversation_queries as q
+from conversations import queries as q
+from conversations.fields import project_name
+from conversations.summaries import list_item
+from conversations.text import normalise_message, snippet
+from conversations.thread import duration_ms, rebuild, summary
 from storage.bodies import load_bodies
-from storage.conversation_fields import project_name
-from storage.conversation_summaries import CONVERSATIONS, list_item
-from storage.conversation_text import normalise_message, snippet
-from storage.conversation_thread import duration_ms, rebuild, summary
-from storage.mongo import REQUESTS
+from storage.mongo import CONVERSATIONS, REQUESTS
 
 # Gaps in a thread are filled from request bodies; a few per read at most.
 MAX_BODY_FILLS = 5

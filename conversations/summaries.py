@@ -10,7 +10,7 @@ grouping, so the deltas of a batch are one unordered bulk of upserts:
 - `startTime` is `$min`'d and `lastActivity` (completion, else start) `$max`'d;
 - the first prompt and the latest model are small documents whose first fields
   are the request's position in the log (timestamp, message count, request id:
-  `storage.conversation_thread.order_key`). MongoDB compares embedded documents
+  `conversations.thread.order_key`). MongoDB compares embedded documents
   field by field, so `$min` keeps the first request's prompt and `$max` the
   latest request's model. `main*` track the main thread only (side calls such as
   title generation come first in a session, but are not it);
@@ -28,11 +28,9 @@ from typing import Any
 
 from pymongo import UpdateOne
 
+from conversations.fields import project_name
+from conversations.thread import duration_ms
 from stats.rollups import bson_ms
-from storage.conversation_fields import project_name
-from storage.conversation_thread import duration_ms
-
-CONVERSATIONS = "conversations"
 
 # Summed per conversation: (summary field, how one request document counts).
 _USAGE: tuple[tuple[str, str], ...] = (

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from storage.document import build_document
+from recording.document import build_document
 from storage.pricing import PriceTable
 from streaming.exchange import Exchange, Outcome
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from conversations.summaries import SummaryDelta, fold, merge_into
 from stats.derived_writer import DerivedWriter
-from storage.conversation_summaries import SummaryDelta, fold, merge_into
 
 
 def summary_writer(conversations: AsyncCollection[Any]) -> DerivedWriter[SummaryDelta]:

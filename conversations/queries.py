@@ -1,7 +1,7 @@
 """Conversation queries as data: filters, pipelines, projections (pure).
 
 Every query starts from an index (`storage.mongo` creates them). The lists read
-the conversation summaries (`storage.conversation_summaries`, one document per
+the conversation summaries (`conversations.summaries`, one document per
 conversation, kept by the log writer) on `lastActivity`, or `projectPath` +
 `lastActivity` for a project, so a page costs the same however long the log is.
 Request-log queries start from the `conversation` sub-document:
@@ -22,7 +22,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from storage.conversation_text import words_of
+from conversations.text import words_of
 from storage.queries import model_filter, time_filter
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

@@ -1,7 +1,7 @@
 """Rebuild the stats rollups and the conversation summaries from the request
 documents (upgrades and repair).
 
-    .venv/bin/python -m storage.rebuild_rollups
+    .venv/bin/python -m recording.rebuild_rollups
 
 Configured like the proxy (MONGODB_URI, MONGODB_DATABASE; without MONGODB_URI it
 starts the embedded database on DATA_DIR). Run it with the proxies and recorders
@@ -28,13 +28,19 @@ from typing import Any
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from conversations import summaries
+from conversations.queries import HAS_CONVERSATION
 from runtime.settings import Settings, SettingsError
 from stats.derived_writer import APPLIED, Upsert
 from stats.rollups import ROLLUPS, fold
-from storage import conversation_summaries as summaries
-from storage.conversation_queries import HAS_CONVERSATION
 from storage.embedded import start_embedded
-from storage.mongo import REQUESTS, connect, ensure_conversation_indexes, ensure_rollup_indexes
+from storage.mongo import (
+    CONVERSATIONS,
+    REQUESTS,
+    connect,
+    ensure_conversation_indexes,
+    ensure_rollup_indexes,
+)
 
 logger = logging.getLogger("proxy.rollups")
 
@@ -58,11 +64,12 @@ FIELDS: dict[str, int] = {
 # Seconds each operation of a rebuild may take (it reads the whole log).
 REBUILD_TIMEOUT = 3600.0
 
+
 async def applied_marks(db: AsyncDatabase[Any]) -> dict[str, int]:
     """Per recorder, the newest batch any derived document (rollup or summary)
     has taken."""
     marks: dict[str, int] = {}
-    for name in (ROLLUPS, summaries.CONVERSATIONS):
+    for name in (ROLLUPS, CONVERSATIONS):
         cursor = db[name].find({APPLIED: {"$type": "object"}}, {"_id": 0, APPLIED: 1})
         async for document in cursor:
             for recorder, seq in document[APPLIED].items():
@@ -111,7 +118,7 @@ async def rebuild_conversations(
 ) -> tuple[int, int]:
     """Replace every conversation summary with one computed from the request
     documents; returns (request documents read, summaries written)."""
-    conversations = db[summaries.CONVERSATIONS]
+    conversations = db[CONVERSATIONS]
     marks = await applied_marks(db)
     await conversations.delete_many({})
     await ensure_conversation_indexes(conversations, retention_days)

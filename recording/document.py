@@ -15,7 +15,7 @@ import json
 import re
 from typing import Any
 
-from storage.conversation_fields import conversation_fields
+from conversations.fields import conversation_fields
 from storage.pricing import PriceTable
 from storage.ratelimits import parse_rate_limits
 from streaming.credentials import fingerprint, sanitize_headers

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from storage.conversation_text import normalise_message
-from storage.conversation_thread import rebuild, summary
-from storage.document import build_document
+from conversations.text import normalise_message
+from conversations.thread import rebuild, summary
+from recording.document import build_document
+from tests.conversations.helpers import PRICES, T0, documents_of, exchange_of
 from tests.fixtures.conversations import exchanges, final_thread
-from tests.storage.conversation_helpers import PRICES, T0, documents_of, exchange_of
 
 SESSION = [["X-Claude-Code-Session-Id", "thread-test"]]
 TOOLS = [{"name": "Bash", "input_schema": {"type": "object"}}]

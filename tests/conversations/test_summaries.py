@@ -15,19 +15,19 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import AutoReconnect, BulkWriteError
 
+from conversations import queries as q
+from conversations.repo import ConversationsRepo, _jsonable
+from conversations.summaries import fold
+from conversations.summary_writer import summary_writer
+from conversations.thread import summary
 from recording.quarantine import Quarantine
+from recording.rebuild_rollups import rebuild_conversations
 from recording.store import RecordStore
 from stats.derived_writer import BatchTag
-from storage import conversation_queries as q
-from storage.conversation_summaries import CONVERSATIONS, fold
-from storage.conversation_thread import summary
-from storage.conversations_repo import ConversationsRepo, _jsonable
-from storage.mongo import REQUESTS, ensure_conversation_indexes, ensure_indexes
-from storage.rebuild_rollups import rebuild_conversations
+from storage.mongo import CONVERSATIONS, REQUESTS, ensure_conversation_indexes, ensure_indexes
 from storage.requests_repo import RequestsRepo
-from storage.summary_writer import summary_writer
+from tests.conversations.helpers import T0, documents_of
 from tests.fixtures.conversations import SESSIONS, exchanges
-from tests.storage.conversation_helpers import T0, documents_of
 
 MAIN = "5d0c2f1a-7b9e-4c3d-8a61-2f4e9b7c1d03"
 LEGACY = "b7e41f09-2c5d-4a86-9e13-6f0a8d2c4b75"
