@@ -10,18 +10,24 @@ lists, dicts).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from recording.document import client_key
-from streaming.credentials import fingerprint, sanitize_headers
+from streaming.credentials import SECRET_HEADERS, fingerprint
 from streaming.exchange import Exchange, Outcome
 from streaming.jsonbody import parse_json_object
 
 # Query parameters that carry credentials (Google-style `key=`, OAuth tokens...).
 SECRET_QUERY_PARAMS = frozenset(
     {"key", "api_key", "apikey", "api-key", "access_token", "token", "auth", "password", "secret"}
+)
+
+_SECRET_PARAM = re.compile(
+    "(?:^|[&;])(?:" + "|".join(re.escape(n) for n in sorted(SECRET_QUERY_PARAMS)) + ")=",
+    re.IGNORECASE,
 )
 
 _SCALARS = (
@@ -46,18 +52,30 @@ _SCALARS = (
 
 
 def encode_exchange(exchange: Exchange) -> dict[str, Any]:
-    # marshal refuses subclasses of str (Sanic hands out some): plain values only.
-    meta: dict[str, Any] = {name: _plain(getattr(exchange, name)) for name in _SCALARS}
+    # Runs once per request on the journal thread, which shares the worker's GIL:
+    # kept to plain comprehensions. marshal refuses subclasses of str, which the
+    # server hands out for the method, path and header names and values.
+    meta: dict[str, Any] = {name: getattr(exchange, name) for name in _SCALARS}
+    meta["method"] = str(exchange.method)
+    meta["path"] = str(exchange.path)
     meta["query"] = redact_query(str(exchange.query))
-    meta["upstream_url"] = _redact_url(_plain(exchange.upstream_url))
-    meta["request_headers"] = _plain_pairs(sanitize_headers(exchange.request_headers))
-    meta["response_headers"] = _plain_pairs(sanitize_headers(exchange.response_headers))
+    meta["upstream_url"] = _redact_url(exchange.upstream_url)
+    meta["request_headers"] = stored_headers(exchange.request_headers)
+    meta["response_headers"] = stored_headers(exchange.response_headers)
     meta["client_key"] = client_key(exchange.request_headers)
     meta["request_parsed"] = exchange.request_json is not None
     meta["started_at"] = exchange.started_at.timestamp()
     meta["completed_at"] = exchange.completed_at.timestamp() if exchange.completed_at else None
     meta["outcome"] = exchange.outcome.value if exchange.outcome else None
     return meta
+
+
+def stored_headers(headers: list[tuple[str, str]]) -> list[list[str]]:
+    """Plain [name, value] pairs, credentials replaced by their fingerprints."""
+    return [
+        [str(name), fingerprint(value) if name.lower() in SECRET_HEADERS else str(value)]
+        for name, value in headers
+    ]
 
 
 def decode_exchange(meta: dict[str, Any], request_body: bytes, response_body: bytes) -> Exchange:
@@ -90,7 +108,7 @@ def decode_exchange(meta: dict[str, Any], request_body: bytes, response_body: by
 
 def redact_query(query: str) -> str:
     """The query string with credential-bearing parameters fingerprinted."""
-    if not query or "=" not in query:
+    if not query or not _SECRET_PARAM.search(query):
         return query
     pairs = parse_qsl(query, keep_blank_values=True)
     if not any(name.lower() in SECRET_QUERY_PARAMS for name, _ in pairs):
@@ -108,18 +126,6 @@ def _redact_url(url: str | None) -> str | None:
         return url
     parts = urlsplit(url)
     return urlunsplit(parts._replace(query=redact_query(parts.query)))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, str) and type(value) is not str:
-        return str(value)
-    if isinstance(value, int) and type(value) not in (int, bool):
-        return int(value)
-    return value
-
-
-def _plain_pairs(pairs: list[list[str]]) -> list[list[str]]:
-    return [[str(name), str(value)] for name, value in pairs]
 
 
 def _pairs(value: Any) -> list[tuple[str, str]]:

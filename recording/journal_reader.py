@@ -127,6 +127,23 @@ class JournalReader:
             directory_bytes(self.directory / owner, segments_only=False) for owner in self.owners()
         )
 
+    def backlog(self, done: dict[str, Position]) -> int:
+        """Bytes written after the given positions (per owner): what is not yet
+        stored. Unlike `size`, it falls to 0 once the reader has caught up."""
+        total = 0
+        for owner in self.owners():
+            after = done.get(owner, Position(0, 0))
+            directory = self.directory / owner
+            for segment in list_segments(directory):
+                if segment < after.segment:
+                    continue
+                try:
+                    size = os.stat(directory / segment_name(segment)).st_size
+                except FileNotFoundError:
+                    continue
+                total += max(0, size - (after.offset if segment == after.segment else 0))
+        return total
+
     def _owner_dir(self, owner: str) -> Path:
         if not valid_owner(owner):
             raise ValueError(f"{owner!r} is not a journal owner")

@@ -104,6 +104,7 @@ def recording_state(app: Sanic, settings: Settings) -> dict[str, Any] | None:
         "bodies_dropped": mine["bodies_dropped"],
         "lost": mine["lost"],
         "journal_bytes": (recorder or {}).get("journal_bytes", mine["journal_bytes"]),
+        "backlog_bytes": (recorder or {}).get("backlog_bytes"),
         "written": (recorder or {}).get("stored"),
         "database_up": (recorder or {}).get("database_up"),
         "quarantined": (recorder or {}).get("quarantined"),

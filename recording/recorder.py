@@ -40,7 +40,8 @@ logger = logging.getLogger("proxy.recorder")
 BACKOFF_MIN = 0.5
 BACKOFF_MAX = 30.0
 BATCH_MAX_RECORDS = 500
-BATCH_MAX_BYTES = 32 * 1024 * 1024
+# Far below the development database's cache: a batch of tens of MiB stalls it.
+BATCH_MAX_BYTES = 4 * 1024 * 1024
 STATUS_EVERY = 1.0
 POISON_TRIES = 3
 _START = Position(0, 0)
@@ -286,6 +287,9 @@ class Recorder:
             "pending_batch": self.checkpoint.pending.seq if self.checkpoint.pending else None,
             "corrupt": self.reader.corrupt,
             "journal_bytes": self.reader.size(),
+            # Not yet stored (falls to 0 when caught up; journal_bytes counts files
+            # until their segment is finished and released).
+            "backlog_bytes": self.reader.backlog(self.checkpoint.done),
             "last_error": self.last_error,
         }
 

@@ -117,7 +117,9 @@ async def test_journal_to_mongodb_exactly_once(db: AsyncDatabase[Any], tmp_path:
     exchanges = [make_exchange(n) for n in range(120)]
     hand_off(tmp_path / "journal", exchanges)
     recorder = make_recorder(db, tmp_path, batch_max=50)
+    assert recorder.reader.backlog(recorder.checkpoint.done) > 0
     assert await drain(recorder) == 120
+    assert recorder.reader.backlog(recorder.checkpoint.done) == 0
     assert await db[REQUESTS].count_documents({}) == 120
     assert await rollup_requests(db) == 120
     assert await rollup_input_tokens(db) == sum(10 + n for n in range(120))
