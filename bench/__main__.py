@@ -1,4 +1,8 @@
-"""`python -m bench` (or `make bench`): every benchmark in turn."""
+"""`python -m bench` (or `make bench`): every benchmark in turn.
+
+`python -m bench --quick` runs each with its `--quick` counts: a smoke check of
+the whole set (a couple of minutes), not figures to quote.
+"""
 
 from __future__ import annotations
 

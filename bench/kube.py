@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shutil
 import signal
@@ -33,6 +32,7 @@ from typing import Any
 import yaml
 
 from bench.lb import LoadBalancer, probe
+from bench.servers import kill_tree
 from bench.timeline import Timeline
 from recording.checkpoint import Checkpoint
 from recording.journal import JournalReader, Position
@@ -47,7 +47,8 @@ WATCH_INTERVAL = 0.1
 SETTLE_AFTER_START = 0.3
 # The app's own account of its shutdown: the drain loop and the log writer, per worker.
 SHUTDOWN_LOG = re.compile(
-    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (\w+) (proxy\.(?:drain|writer|journal)) (.*)$"
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (\w+) "
+    r"(proxy\.(?:drain|writer|journal|recorder|recording(?:\.journal)?)) (.*)$"
 )
 
 
@@ -200,7 +201,7 @@ class Pod:
             while self.proc.poll() is None and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
             if self.proc.poll() is None:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                kill_tree(self.proc.pid)
                 term.killed = True
                 self.timeline.mark(self.name, "SIGKILL: grace period over")
             term.exit_code = await asyncio.to_thread(self.proc.wait)
@@ -314,7 +315,7 @@ class Pod:
     def kill(self) -> None:
         """Clean-up only: stop whatever is left of this pod at once."""
         if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            kill_tree(self.proc.pid)
             self.proc.wait()
 
 

@@ -1,5 +1,23 @@
-"""Request-log cost: proxied traffic with logging on vs off, and the writer's
-sustained documents per second into the local development database.
+"""Request-log cost: proxied traffic with the log on vs off, the recorder's
+sustained rate into the development database, and the memory of the whole tree.
+
+Two one-worker proxies run side by side on one fake upstream: REQUEST_LOG=false,
+and REQUEST_LOG=true with MONGODB_URI unset (the embedded SecantusDB and the
+recorder process, a temporary DATA_DIR: what `make run` starts). The client
+alternates between them round by round (the order flipped every round), so drift
+on the shared machine hits both alike, and lets the recorder catch up after each
+log-on phase, so the log-off phases never share the cores with its backlog.
+
+- sequential small requests: added p50/p99 with the log on, vs off;
+- 64-connection bursts: requests/s and the worker process's CPU per request
+  (/proc utime+stime of the worker alone, its journal thread included: counted
+  until its queue is empty), on minus off;
+- after each log-on burst: the recorder storing the backlog (its own status in
+  /livez, `writer.recorder`), its and the database's CPU per document;
+- the RSS of the log-on proxy's process tree (main, worker, recorder, database)
+  after the load;
+- the recorder alone (bench.recorder_rate): realistic records through a journal
+  into a fresh SecantusDB, with the production batch size and with batches of 100.
 
     .venv/bin/python -m bench.log_bench [--quick]
 """
@@ -9,155 +27,203 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
-import tempfile
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from bench.database import start_database
-from bench.proxy_bench import (
+from bench.load import concurrent, sequential, summary
+from bench.recorder_rate import recorder_rate
+from bench.servers import (
     ROOT,
-    concurrent,
+    Proxy,
     cpu_seconds,
-    free_port,
-    sequential,
-    spawn_servers,
-    summary,
-    wait_ready,
-    worker_pid,
+    database_pid,
+    recorded,
+    start_servers,
+    stop_on_sigterm,
 )
-from storage.journal import Journal
-from storage.mongo import REQUESTS, connect, ensure_indexes
-from storage.pricing import PriceTable
-from storage.writer import LogWriter
-from streaming.exchange import Exchange, Outcome
+
+CONCURRENCY = 64
+WARMUP = 50
 
 
-async def proxied(log_on: bool, args: argparse.Namespace, data_dir: str) -> dict[str, Any]:
-    servers = spawn_servers({"REQUEST_LOG": "true" if log_on else "false", "DATA_DIR": data_dir})
+class Phase:
+    """What one proxy accumulates over the rounds."""
+
+    def __init__(self, patience: float) -> None:
+        # How long the recorder may take to store a phase's records.
+        self.patience = patience
+        self.sequential: list[float] = []
+        self.latencies: list[float] = []
+        self.requests = 0
+        self.seconds = 0.0
+        self.cpu_requests = 0
+        self.cpu = 0.0
+        self.catch_ups: list[dict[str, float]] = []
+
+
+async def queue_empty(proxy: Proxy) -> None:
+    """Until the worker's journal thread has taken every record (log on only)."""
+    async with aiohttp.ClientSession() as http:
+        while proxy.log_on and (await proxy.livez(http))["writer"]["queue_depth"]:
+            await asyncio.sleep(0.01)
+
+
+async def recorder_status(proxy: Proxy) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as http:
+        return (await proxy.livez(http))["writer"]["recorder"] or {}
+
+
+async def burst(proxy: Proxy, count: int, phase: Phase) -> None:
+    worker = proxy.worker
+    before: dict[str, Any] = {}
+    if proxy.log_on:
+        before = await recorder_status(proxy)
+        database = database_pid(proxy.proc.pid)  # None on an external MONGODB_URI
+        side_cpu = cpu_seconds(before["pid"]) + (cpu_seconds(database) if database else 0)
+    cpu = cpu_seconds(worker)
+    started = time.time()
+    rps, latencies = await concurrent(proxy.url, count, CONCURRENCY)
+    proxy.sent += count + CONCURRENCY
+    await queue_empty(proxy)
+    phase.cpu += cpu_seconds(worker) - cpu
+    phase.cpu_requests += count + CONCURRENCY
+    phase.requests += count
+    phase.seconds += count / rps
+    phase.latencies += latencies
+    if not proxy.log_on:
+        return
+    ended = time.time()
+    at_end = await recorder_status(proxy)
     try:
-        await wait_ready(servers.upstream_url + "/v1/models")
-        await wait_ready(servers.proxy_url + "/livez", within=60)
-        seq = await sequential(servers.proxy_url, args.sequential)
-        if log_on:
-            await writer_caught_up(servers.proxy_url)
-        worker = worker_pid(servers.proxy.pid)
-        cpu_before = cpu_seconds(worker)
-        started = time.perf_counter()
-        rps, lat = await concurrent(servers.proxy_url, args.requests, 64)
-        burst = time.perf_counter() - started
-        cpu_us = (cpu_seconds(worker) - cpu_before) / args.requests * 1e6
-        result = {"sequential": seq, "rps": rps, "latencies": lat, "cpu_us_per_request": cpu_us}
-        if log_on:
-            # The burst outruns the database: records wait in the queue and the
-            # journal. The whole cost is only paid once every one is stored.
-            await writer_caught_up(servers.proxy_url)
-            total = time.perf_counter() - started
-            result["recorded_rps"] = args.requests / total
-            result["catch_up_seconds"] = total - burst
-            result["cpu_us_until_recorded"] = (
-                (cpu_seconds(worker) - cpu_before) / args.requests * 1e6
-            )
-        return result
+        final = await recorded(proxy, within=phase.patience)
+    except TimeoutError as exc:
+        # The figures above stand; the recorder's part is reported as what it is.
+        phase.catch_ups.append({"requests": count + CONCURRENCY, "stuck": str(exc)[:2000]})
+        return
+    side_cpu = cpu_seconds(final["pid"]) + (cpu_seconds(database) if database else 0) - side_cpu
+    stored = final["stored"] - before["stored"]
+    backlog = final["stored"] - at_end["stored"]
+    phase.catch_ups.append(
+        {
+            "requests": count + CONCURRENCY,
+            "stored": stored,
+            "burst_seconds": ended - started,
+            # When the recorder's status said "all stored" (published about once a
+            # second, so up to ~1 s late), counted from the end of the burst.
+            "catch_up_seconds": max(0.0, final["at"] - ended),
+            "backlog_at_end": backlog,
+            "sustained_docs_per_s": backlog / max(final["at"] - at_end["at"], 1e-9),
+            "end_to_end_docs_per_s": stored / max(final["at"] - started, 1e-9),
+            "recorder_and_db_cpu_us_per_doc": side_cpu / max(stored, 1) * 1e6,
+            "lost": final["lost"],
+            "bodies_dropped": final["bodies_dropped"],
+        }
+    )
+
+
+async def proxied(args: argparse.Namespace) -> dict[str, Any]:
+    servers = await start_servers(off=False, on=True)
+    phases = {"off": Phase(args.patience), "on": Phase(args.patience)}
+    try:
+        for round_ in range(args.rounds):
+            order = ("off", "on") if round_ % 2 == 0 else ("on", "off")
+            for name in order:
+                proxy = servers.proxies[name]
+                phases[name].sequential += await sequential(proxy.url, args.sequential, WARMUP)
+                proxy.sent += args.sequential + WARMUP
+                if proxy.log_on:
+                    try:
+                        await recorded(proxy, within=args.patience)
+                    except TimeoutError as exc:
+                        phases[name].catch_ups.append({"stuck": f"after sequential: {exc}"[:2000]})
+            for name in order:
+                await burst(servers.proxies[name], args.requests, phases[name])
+        memory = servers.proxies["on"].tree_rss_mb()
     finally:
         servers.stop()
-
-
-async def writer_caught_up(url: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        while True:
-            async with http.get(url + "/livez") as resp:
-                writer = (await resp.json())["writer"]
-            if writer["queue_depth"] == 0 and writer["journal_files"] == 0:
-                return
-            await asyncio.sleep(0.2)
-
-
-def exchange(n: int, message: dict[str, Any]) -> Exchange:
-    body = {
-        "model": "claude-sonnet-4-5-20250929",
-        "max_tokens": 1024,
-        "stream": True,
-        "messages": [{"role": "user", "content": f"question {n} " * 20}],
+    off, on = phases["off"], phases["on"]
+    rps_off, rps_on = off.requests / off.seconds, on.requests / on.seconds
+    cpu_off, cpu_on = off.cpu / off.cpu_requests * 1e6, on.cpu / on.cpu_requests * 1e6
+    return {
+        "rounds": args.rounds,
+        "sequential_ms": summary(off.sequential, on.sequential),
+        "concurrency64": {
+            "rps_off": rps_off,
+            "rps_on": rps_on,
+            "on_vs_off_pct": rps_on / rps_off * 100,
+            **summary(off.latencies, on.latencies),
+        },
+        "worker_cpu_us_per_request": {"off": cpu_off, "on": cpu_on, "added": cpu_on - cpu_off},
+        "catch_ups": on.catch_ups,
+        "tree_rss_mb_after_load": memory,
     }
-    ex = Exchange(
-        method="POST",
-        path="/v1/messages",
-        query="beta=true",
-        request_headers=[("x-api-key", "sk-bench"), ("content-type", "application/json")],
-        request_body=json.dumps(body).encode(),
-        request_json=body,
-        model=body["model"],
-        stream_requested=True,
-    )
-    ex.status, ex.is_sse, ex.message, ex.stream_complete = 200, True, message, True
-    ex.finish(Outcome.COMPLETED)
-    return ex
-
-
-async def writer_rate(count: int) -> tuple[float, float]:
-    """(documents/s sustained by the writer, seconds) into a fresh SecantusDB."""
-    storage = tempfile.mkdtemp(prefix="bench-db-")
-    port = free_port()
-    db_proc = start_database(storage, port)
-    try:
-        await asyncio.sleep(3)
-        client = connect(f"mongodb://127.0.0.1:{port}")
-        db = client["bench"]
-        await ensure_indexes(db[REQUESTS], None)
-        message = json.loads((ROOT / "tests/fixtures/streams/tool_use.json").read_text())
-        exchanges = [exchange(n, message) for n in range(count)]
-        writer = LogWriter(db, Journal(Path(storage) / "journal"), PriceTable.load())
-        writer.start()
-        start = time.perf_counter()
-        for ex in exchanges:
-            # Keep the queue fed but below its bound: a full queue spills to the
-            # journal (replayed later), which is not the path measured here.
-            while writer.stats().queue_depth >= 5_000:
-                await asyncio.sleep(0.01)
-            writer.submit(ex)
-        # The writer's own counter: polling count_documents would scan the growing
-        # collection on the single-threaded development server and slow the writer.
-        while writer.stats().written < count:
-            await asyncio.sleep(0.05)
-        elapsed = time.perf_counter() - start
-        await writer.close(30)
-        stored = await db[REQUESTS].count_documents({})
-        assert stored == count and writer.stats().journaled == 0, (stored, writer.stats())
-        await client.close()
-        return count / elapsed, elapsed
-    finally:
-        db_proc.terminate()
-        db_proc.wait(30)
-        shutil.rmtree(storage, ignore_errors=True)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    data_dir = tempfile.mkdtemp(prefix="bench-data-")
-    try:
-        off = await proxied(False, args, data_dir)
-        on = await proxied(True, args, data_dir)
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
-    rate, seconds = await writer_rate(args.documents)
-    return {
-        "rps_off": off["rps"],
-        "rps_on": on["rps"],
-        "throughput_cost_pct": (1 - on["rps"] / off["rps"]) * 100,
-        "worker_cpu_us_off": off["cpu_us_per_request"],
-        "worker_cpu_us_on": on["cpu_us_per_request"],
-        "recorded_rps_on": on["recorded_rps"],
-        "catch_up_seconds": on["catch_up_seconds"],
-        "worker_cpu_us_until_recorded": on["cpu_us_until_recorded"],
-        "sequential_ms": summary(off["sequential"], on["sequential"]),
-        "concurrency64_ms": summary(off["latencies"], on["latencies"]),
-        "writer_docs_per_s": rate,
-        "writer_docs": args.documents,
-        "writer_seconds": seconds,
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_average_before": os.getloadavg(),
     }
+    results.update(await proxied(args))
+    results["recorder_batches_of_100"] = await recorder_rate(
+        args.documents, batch_max=100, within=args.within
+    )
+    results["recorder_defaults"] = await recorder_rate(args.default_documents, within=args.within)
+    results["load_average_after"] = os.getloadavg()
+    return results
+
+
+def _rate_line(name: str, r: dict[str, Any]) -> str:
+    state = "" if r["finished"] else f", GAVE UP after {r['seconds']:.0f} s"
+    return (
+        f"recorder alone, {name}: {r['docs_per_s']:.0f} documents/s "
+        f"({r['stored']}/{r['records']} realistic records in {r['seconds']:.1f} s{state}; "
+        f"recorder {r['recorder_cpu_us_per_doc']:.0f} us/doc, database "
+        f"{r['database_cpu_us_per_doc']:.0f} us/doc; {len(r['outages'])} timeouts); "
+        f"hand-off {r['handoff']['cpu_us_per_record']:.0f} us CPU/record"
+    )
+
+
+def report(r: dict[str, Any]) -> str:
+    seq, c64, cpu = r["sequential_ms"], r["concurrency64"], r["worker_cpu_us_per_request"]
+    mem = r["tree_rss_mb_after_load"]
+    lines = [
+        f"date: {r['date']}; load average before {r['load_average_before'][0]:.1f}, "
+        f"after {r['load_average_after'][0]:.1f} (2 cores, shared with the database, "
+        f"the proxies, the fake upstream and this client)",
+        f"sequential small requests, log on vs off: added p50 {seq['added_p50']:.2f} ms, "
+        f"p99 {seq['added_p99']:.2f} ms (off p99 {seq['direct_p99']:.2f}, "
+        f"on p99 {seq['proxied_p99']:.2f})",
+        f"concurrency 64: log off {c64['rps_off']:.0f} req/s, on {c64['rps_on']:.0f} req/s "
+        f"({c64['on_vs_off_pct']:.0f} % of off); added p50 {c64['added_p50']:.2f} ms, "
+        f"p99 {c64['added_p99']:.2f} ms",
+        f"worker CPU per request: off {cpu['off']:.0f} us, on {cpu['on']:.0f} us "
+        f"(added {cpu['added']:.0f} us)",
+    ]
+    for i, c in enumerate(r["catch_ups"]):
+        if "stuck" in c:
+            lines.append(f"burst {i + 1} with the log on: NOT STORED in time: {c['stuck']}")
+            continue
+        lines.append(
+            f"burst {i + 1} with the log on: {c['requests']} requests in "
+            f"{c['burst_seconds']:.1f} s, {c['backlog_at_end']} left to store at its end, all "
+            f"stored {c['catch_up_seconds']:.1f} s later: recorder {c['sustained_docs_per_s']:.0f} "
+            f"documents/s after the burst, {c['end_to_end_docs_per_s']:.0f}/s end to end; "
+            f"recorder + database CPU {c['recorder_and_db_cpu_us_per_doc']:.0f} us/doc; "
+            f"lost {c['lost']}, bodies dropped {c['bodies_dropped']}"
+        )
+    lines += [
+        "RSS after the load, log on: "
+        + ", ".join(f"{k} {v:.0f} MB" for k, v in mem.items() if k != "total")
+        + f"; total {mem['total']:.0f} MB",
+        _rate_line("batches of 100", r["recorder_batches_of_100"]),
+        _rate_line("production batch size", r["recorder_defaults"]),
+    ]
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -165,29 +231,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "log.json")
     args = parser.parse_args()
-    args.sequential, args.requests, args.documents = (
-        (200, 2000, 2000) if args.quick else (2000, 20000, 20000)
-    )
+    stop_on_sigterm()
+    # Per round and per proxy: sequential requests, burst requests; then the
+    # in-process recorder's records (batches of 100, then production batches).
+    (
+        args.rounds,
+        args.sequential,
+        args.requests,
+        args.documents,
+        args.default_documents,
+        args.within,
+        args.patience,
+    ) = (1, 300, 2000, 300, 500, 15, 60) if args.quick else (2, 2000, 10000, 3000, 1000, 180, 300)
     results = asyncio.run(run(args))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
-    seq, c64 = results["sequential_ms"], results["concurrency64_ms"]
-    print(
-        f"logging off: {results['rps_off']:.0f} req/s, on: {results['rps_on']:.0f} req/s "
-        f"(cost {results['throughput_cost_pct']:.1f}% of throughput, the embedded database "
-        f"sharing the 2 cores included)\n"
-        f"with logging on, every record stored {results['catch_up_seconds']:.1f} s after the "
-        f"burst: {results['recorded_rps_on']:.0f} req/s recorded end to end; worker CPU "
-        f"{results['worker_cpu_us_until_recorded']:.0f} us/request until then\n"
-        f"proxy worker CPU per request: off {results['worker_cpu_us_off']:.0f} us, "
-        f"on {results['worker_cpu_us_on']:.0f} us "
-        f"(+{(results['worker_cpu_us_on'] / results['worker_cpu_us_off'] - 1) * 100:.0f}%)\n"
-        f"added by logging, sequential: p50 {seq['added_p50']:.2f} ms, "
-        f"p99 {seq['added_p99']:.2f} ms; "
-        f"at concurrency 64: p50 {c64['added_p50']:.2f} ms, p99 {c64['added_p99']:.2f} ms\n"
-        f"writer: {results['writer_docs_per_s']:.0f} documents/s sustained "
-        f"({results['writer_docs']} realistic documents in {results['writer_seconds']:.1f} s)"
-    )
+    print(report(results))
 
 
 if __name__ == "__main__":

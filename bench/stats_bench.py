@@ -2,10 +2,12 @@
 
     .venv/bin/python -m bench.stats_bench            # 10k, 100k, 1M (loading 1M takes minutes)
     .venv/bin/python -m bench.stats_bench --sizes 10000,100000
+    .venv/bin/python -m bench.stats_bench --quick    # 2,000 requests, a smoke run
 
 Each size gets a fresh development database (SecantusDB, its own process), loaded
-through the writer's bulk path (`LogWriter.insert_documents`: request documents
-plus rollup upserts, in time order as a live writer sees them). Then the proxy
+through the recorder's storing path (`recording.store.RecordStore.store`: request
+documents plus rollup and conversation-summary upserts, one tagged batch at a
+time, in time order as the recorder sees them). Then the proxy
 (`app.py`) is started on it and every stats endpoint is asked for the whole
 30-day range over HTTP; the figure is the median of several calls.
 Target: every endpoint ≤ 250 ms, and the 1M figure at most twice the 10k figure.
@@ -17,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -31,13 +34,13 @@ import aiohttp
 from pymongo import AsyncMongoClient
 
 from bench.database import start_database
-from bench.proxy_bench import free_port, wait_ready
+from bench.servers import free_port, wait_ready
 from bench.stats_data import documents
-from storage.journal import Journal
-from storage.mongo import REQUESTS, ensure_indexes, ensure_rollup_indexes
-from storage.pricing import PriceTable
-from storage.rollups import ROLLUPS
-from storage.writer import LogWriter
+from recording.quarantine import Quarantine
+from recording.store import RecordStore
+from stats.derived_writer import BatchTag
+from stats.rollups import ROLLUPS
+from storage.mongo import ensure_all_indexes
 
 ROOT = Path(__file__).resolve().parent.parent
 END = datetime(2026, 11, 1, tzinfo=UTC)
@@ -73,24 +76,27 @@ QUERIES: list[tuple[str, str, dict[str, str]]] = [
 ]
 
 
-async def load(uri: str, count: int, journal: Path) -> dict[str, Any]:
+async def load(uri: str, count: int, quarantine: Path) -> dict[str, Any]:
     # Generous timeouts: the single-threaded development server answers no
     # heartbeat while it works through a big bulk, and pymongo would cancel it.
     client: AsyncMongoClient[Any] = AsyncMongoClient(
         uri, tz_aware=True, connectTimeoutMS=60000, serverSelectionTimeoutMS=60000
     )
     db = client["bench"]
-    await ensure_indexes(db[REQUESTS], None)
-    await ensure_rollup_indexes(db[ROLLUPS])
-    writer = LogWriter(db, Journal(journal), PriceTable.load())
+    await ensure_all_indexes(db, None)
+    store = RecordStore(db, Quarantine(quarantine, 64 * 1024 * 1024))
+    recorder = secrets.token_hex(8)
     started = time.perf_counter()
     batch: list[dict[str, Any]] = []
+    seq = 0
     for document in documents(count, START, END - START, seed=count):
         batch.append(document)
         if len(batch) == BATCH:
-            await writer.insert_documents(batch)
+            seq += 1
+            await _store(store, batch, BatchTag(recorder, seq))
             batch = []
-    await writer.insert_documents(batch)
+    if batch:
+        await _store(store, batch, BatchTag(recorder, seq + 1))
     seconds = time.perf_counter() - started
     tiers = {}
     for tier in ("m", "q", "h", "d"):  # one aggregate per tier, index-backed
@@ -100,6 +106,12 @@ async def load(uri: str, count: int, journal: Path) -> dict[str, Any]:
         tiers[tier] = rows[0]["n"] if rows else 0
     await client.close()
     return {"load_seconds": seconds, "docs_per_s": count / seconds, "rollups": tiers}
+
+
+async def _store(store: RecordStore, batch: list[dict[str, Any]], tag: BatchTag) -> None:
+    result = await store.store(batch, tag)
+    if result.inserted != len(batch):
+        raise RuntimeError(f"batch {tag.seq}: {result}")
 
 
 async def measure(url: str) -> dict[str, float]:
@@ -126,7 +138,7 @@ async def one_size(count: int) -> dict[str, Any]:
     try:
         await asyncio.sleep(3)
         uri = f"mongodb://127.0.0.1:{port}"
-        loaded = await load(uri, count, Path(storage) / "journal")
+        loaded = await load(uri, count, Path(storage) / "quarantine")
         proxy_port = free_port()
         env = {
             **os.environ,
@@ -180,8 +192,11 @@ def report(results: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description="stats latency vs log size")
     parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--quick", action="store_true", help="--sizes 2000, a smoke run")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "stats.json")
     args = parser.parse_args()
+    if args.quick:
+        args.sizes = "2000"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     for size in args.sizes.split(","):
