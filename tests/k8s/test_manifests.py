@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
+from recording.journal import JOURNAL_CLOSE_TIMEOUT
 from runtime.settings import Settings
 from tests.k8s.dockerfile import dockerfile_uid
 from tests.k8s.manifests import (
@@ -191,14 +192,16 @@ def test_grace_period_covers_prestop_drain_shutdown_and_flush(
         + max_wait
         + settings.drain_timeout
         + settings.graceful_shutdown_timeout
+        + JOURNAL_CLOSE_TIMEOUT
         + settings.writer_flush_timeout
     )
     grace = pod_spec(docs)["terminationGracePeriodSeconds"]
     assert grace > needed, (
         f"{target}: terminationGracePeriodSeconds {grace} <= preStop {settle}+{max_wait} "
         f"+ DRAIN_TIMEOUT {settings.drain_timeout} + GRACEFUL_SHUTDOWN_TIMEOUT "
-        f"{settings.graceful_shutdown_timeout} + WRITER_FLUSH_TIMEOUT "
-        f"{settings.writer_flush_timeout} = {needed}"
+        f"{settings.graceful_shutdown_timeout} + JOURNAL_CLOSE_TIMEOUT "
+        f"{JOURNAL_CLOSE_TIMEOUT} + WRITER_FLUSH_TIMEOUT {settings.writer_flush_timeout} "
+        f"= {needed}"
     )
 
 
@@ -225,13 +228,58 @@ def test_grace_period_comment_adds_up() -> None:
     base = rendered_docs("base")
     settle, max_wait = prestop_budget(base)
     s = app_settings(base)
-    assert terms[:5] == [
+    assert terms[:6] == [
         settle,
         max_wait,
         s.drain_timeout,
         s.graceful_shutdown_timeout,
+        JOURNAL_CLOSE_TIMEOUT,
         s.writer_flush_timeout,
-    ], f"comment terms {terms[:5]} do not match the preStop arguments and the ConfigMap"
+    ], f"comment terms {terms[:6]} do not match the preStop arguments and the ConfigMap"
+
+
+QUANTITY = {
+    "Ki": 1024,
+    "Mi": 1024**2,
+    "Gi": 1024**3,
+    "Ti": 1024**4,
+    "k": 1000,
+    "M": 10**6,
+    "G": 10**9,
+}
+
+
+def quantity_bytes(value: str | int) -> int:
+    """A Kubernetes quantity (768Mi, 1Gi, 500M, 1048576) in bytes."""
+    text = str(value)
+    match = re.fullmatch(r"(\d+)([KMGT]i|[kMG])?", text)
+    assert match, f"unsupported quantity {text!r}"
+    return int(match.group(1)) * QUANTITY.get(match.group(2) or "", 1)
+
+
+def test_quantity_bytes() -> None:
+    assert quantity_bytes("768Mi") == 768 * 1024**2 and quantity_bytes("1Gi") == 1024**3
+    assert quantity_bytes("500M") == 500 * 10**6 and quantity_bytes(4096) == 4096
+
+
+@pytest.mark.parametrize("target", PROXY_TARGETS)
+def test_data_volume_holds_the_journal_cap_and_more(
+    rendered: dict[str, list[dict[str, Any]]], target: str
+) -> None:
+    """The kubelet evicts a pod whose emptyDir passes its sizeLimit (ignoring the
+    PDB): the journal's cap, each worker's overshoot by one segment and the
+    quarantine's cap must fit below it."""
+    docs = rendered[target]
+    s = app_settings(docs)
+    volume = next(v for v in pod_spec(docs)["volumes"] if v["name"] == "data")
+    limit = quantity_bytes(volume["emptyDir"]["sizeLimit"])
+    slack = 16 * 1024**2
+    needed = (
+        s.journal_max_bytes + s.workers * s.journal_segment_bytes + s.quarantine_max_bytes + slack
+    )
+    assert limit > needed, f"{target}: data sizeLimit {limit} <= {needed}"
+    mount = next(m for m in container(docs)["volumeMounts"] if m["name"] == "data")
+    assert s.data_dir == mount["mountPath"]
 
 
 @pytest.mark.parametrize("target", PROXY_TARGETS)
