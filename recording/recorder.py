@@ -116,7 +116,9 @@ class Recorder:
             stop.cancel()
 
     async def _after(self, done: int, stopping: asyncio.Event) -> None:
-        self.publish_status()
+        # After a batch that stored something at once (readers wait for it), else
+        # about once a second.
+        self.publish_status(force=done > 0)
         if done < self._batch_max:
             # Batches start at most every `linger`: records arriving meanwhile
             # share one insert and one rollup update.
