@@ -15,12 +15,45 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 logger = logging.getLogger("proxy.storage")
 
 BINARY = "secantusd-py"
+
+# SecantusDB's defaults suit a short-lived test server, not one left running under
+# `make run`:
+# - a 1 GB WiredTiger cache that keeps what is written in memory, so the process grew
+#   with the log towards 1 GB;
+# - an oplog, since it advertises a single-node replica set. Each entry holds the
+#   whole document, so every write is done twice, and once the oplog reaches its cap
+#   it is pruned ~1,000 documents at a time inside a writer's transaction. A
+#   transaction pins what it touches in the cache until it commits; when that nears
+#   WiredTiger's dirty trigger (a fifth of the cache) every thread is drafted into
+#   eviction and SecantusDB retries without end. Measured under the recorder's load
+#   with the oplog capped at 1,000 entries: a 64 or 96 MB cache stalled for good, a
+#   256 MB one stalled while the collection was being counted.
+# --standalone switches the oplog off: drivers see a standalone server, as a mongod
+# started without --replSet, which the proxy is fine with (it uses neither
+# transactions nor change streams). Without the oplog the recorder's batches need
+# little cache: 64 MB kept up, 128 MB as fast as the 1 GB default (5,000 records in
+# 10.5 s), also with batches eight times the recorder's 4 MiB.
+CACHE_SIZE = "128M"
+
+SERVER_FLAGS: tuple[str, ...] = ("--standalone", "--cache-size", CACHE_SIZE)
+
+# The server is Python: every large document it decodes or encodes is a short-lived
+# multi-megabyte buffer. glibc raises its mmap threshold after the first such buffer is
+# freed, so later ones come from the heap and are never returned to the system (six
+# 15 MB inserts left ~400 MB resident, ~95 MB with these). A fixed threshold keeps
+# them mmap'ed and given back on free, and two arenas stop its threads from each
+# keeping a heap of their own. Other C libraries ignore these variables.
+MALLOC_ENV: Mapping[str, str] = {
+    "MALLOC_MMAP_THRESHOLD_": "131072",
+    "MALLOC_ARENA_MAX": "2",
+}
 
 
 class EmbeddedDatabaseError(RuntimeError):
@@ -59,6 +92,14 @@ def _binary() -> str:
     )
 
 
+def server_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment to start the server with: `base` (default: ours) plus MALLOC_ENV,
+    which wins so the server's memory bound does not depend on the caller's shell."""
+    env = dict(os.environ if base is None else base)
+    env.update(MALLOC_ENV)
+    return env
+
+
 def start_embedded(data_dir: str, timeout: float = 30.0) -> EmbeddedDB:
     storage = Path(data_dir) / "db"
     storage.mkdir(parents=True, exist_ok=True)
@@ -75,7 +116,9 @@ def start_embedded(data_dir: str, timeout: float = 30.0) -> EmbeddedDB:
             str(storage),
             "--log-level",
             "WARNING",
+            *SERVER_FLAGS,
         ],
+        env=server_env(),
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

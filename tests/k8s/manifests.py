@@ -4,8 +4,11 @@ rendered objects."""
 from __future__ import annotations
 
 import functools
+import math
+import re
 import subprocess
 import sys
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +84,35 @@ DOCUMENTED_EXTRAS = {
 }
 
 SETTINGS_ENV = set(env_var_names().values())
+
+MIB = 1024 * 1024
+# The settings that bound what the proxy keeps under DATA_DIR. Set explicitly in
+# every ConfigMap, so the numbers the data volume's sizeLimit is derived from are
+# visible next to it instead of hidden in runtime/settings.py's defaults.
+DATA_DIR_SETTINGS = ("JOURNAL_MAX_BYTES", "JOURNAL_SEGMENT_BYTES", "QUARANTINE_MAX_BYTES")
+# DATA_DIR besides the journal and the quarantine: the recorder's checkpoint, status
+# and lock files, a few kB each; 16 MiB leaves room for what gets added there.
+DATA_DIR_SLACK_BYTES = 16 * MIB
+
+# Kubernetes quantity suffixes (apimachinery's resource.Quantity).
+_BINARY_SI = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL_SI = {
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "": Decimal(1),
+    "k": Decimal(10**3),
+    "M": Decimal(10**6),
+    "G": Decimal(10**9),
+    "T": Decimal(10**12),
+    "P": Decimal(10**15),
+    "E": Decimal(10**18),
+}
+# The exponent form comes first so that 1E3 reads as 1000 and a bare 1E as one exa.
+_QUANTITY = re.compile(
+    r"(?P<number>[+-]?(?:\d+(?:\.\d*)?|\.\d+))"
+    r"(?:(?P<exponent>[eE][+-]?\d+)|(?P<suffix>[KMGTPE]i|[numkMGTPE]))?"
+)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -205,3 +237,80 @@ def assert_hardened(pod: dict[str, Any], ctr: dict[str, Any], uid: int | None = 
 
 def labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+# --------------------------------------------------------------------------- quantities
+
+
+def quantity_bytes(value: str | int | float) -> int:
+    """A Kubernetes quantity (768Mi, 1Gi, 1.5G, 5e8, 1048576) as a whole number,
+    rounded up as Kubernetes rounds a quantity to an integer. YAML hands a bare
+    number over as int or float. ValueError for anything Kubernetes would refuse."""
+    text = str(value).strip()
+    match = _QUANTITY.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not a Kubernetes quantity: {value!r}")
+    try:
+        number = Decimal(match["number"])
+    except InvalidOperation:
+        raise ValueError(f"not a Kubernetes quantity: {value!r}") from None
+    if match["exponent"]:
+        number = number.scaleb(int(match["exponent"][1:]))
+    elif match["suffix"] in _BINARY_SI:
+        number *= _BINARY_SI[match["suffix"]]
+    else:
+        number *= _DECIMAL_SI[match["suffix"] or ""]
+    return math.ceil(number)
+
+
+# --------------------------------------------------------------------------- DATA_DIR
+
+
+def data_volume(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The pod volume mounted at DATA_DIR."""
+    data_dir = app_settings(docs).data_dir
+    names = [m["name"] for m in container(docs)["volumeMounts"] if m["mountPath"] == data_dir]
+    assert len(names) == 1, f"expected one volume mounted at DATA_DIR {data_dir}"
+    found = [v for v in pod_spec(docs)["volumes"] if v["name"] == names[0]]
+    assert len(found) == 1, f"volume {names[0]!r} is mounted but not declared"
+    return found[0]
+
+
+def data_dir_bytes_needed(settings: Settings) -> int:
+    """The most the proxy keeps under DATA_DIR: the journal's cap for the pod, one
+    segment per worker by which a worker may pass it (it finishes the segment it is
+    writing), the quarantine's cap, and the small files beside them."""
+    return (
+        settings.journal_max_bytes
+        + settings.workers * settings.journal_segment_bytes
+        + settings.quarantine_max_bytes
+        + DATA_DIR_SLACK_BYTES
+    )
+
+
+# --------------------------------------------------------------------------- comments
+
+
+def comment_above(lines: list[str], index: int) -> list[str]:
+    """The block of comment lines right above lines[index]."""
+    comment: list[str] = []
+    for line in reversed(lines[:index]):
+        if not line.strip().startswith("#"):
+            break
+        comment.insert(0, line)
+    return comment
+
+
+def comment_sum(comment: list[str]) -> tuple[list[int], int | None]:
+    """The terms and the total of arithmetic written as comment lines
+    `#   N  what`, `#  + N  what` and `#  = N`; lines not starting with a number
+    (continuations, prose) are not terms."""
+    terms: list[int] = []
+    total = None
+    for line in comment:
+        m = re.match(r"\s*#\s*([+=]?)\s*(\d+)(\s|$)", line)
+        if m and m.group(1) == "=":
+            total = int(m.group(2))
+        elif m:
+            terms.append(int(m.group(2)))
+    return terms, total
