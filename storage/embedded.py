@@ -29,18 +29,19 @@ BINARY = "secantusd-py"
 #   with the log towards 1 GB;
 # - an oplog, since it advertises a single-node replica set. Each entry holds the
 #   whole document, so every write is done twice, and once the oplog reaches its cap
-#   it is pruned ~1,000 documents at a time inside a writer's transaction. A
-#   transaction pins what it touches in the cache until it commits; when that nears
-#   WiredTiger's dirty trigger (a fifth of the cache) every thread is drafted into
-#   eviction and SecantusDB retries without end. Measured under the recorder's load
-#   with the oplog capped at 1,000 entries: a 64 or 96 MB cache stalled for good, a
-#   256 MB one stalled while the collection was being counted.
+#   it is pruned ~1,000 documents at a time inside a writer's transaction.
+# A transaction pins what it touches in the cache until it commits; when that nears
+# WiredTiger's dirty trigger (a fifth of the cache) every thread is drafted into
+# eviction and SecantusDB retries without end, while the recorder times out and sends
+# the batch again. Measured under the recorder's load: with the oplog capped at 1,000
+# entries a 64 or 96 MB cache stalled for good and 256 MB stalled now and then;
+# without the oplog, 128 MB stalled for minutes on records with 16 kB prompts.
 # --standalone switches the oplog off: drivers see a standalone server, as a mongod
 # started without --replSet, which the proxy is fine with (it uses neither
-# transactions nor change streams). Without the oplog the recorder's batches need
-# little cache: 64 MB kept up, 128 MB as fast as the 1 GB default (5,000 records in
-# 10.5 s), also with batches eight times the recorder's 4 MiB.
-CACHE_SIZE = "128M"
+# transactions nor change streams). 256 MB then stores those records as fast as the
+# defaults do (5,000 in 37 s) and holds the server at ~250-330 MB after 5,000 to
+# 20,000 records where the defaults reached ~365-640 MB.
+CACHE_SIZE = "256M"
 
 SERVER_FLAGS: tuple[str, ...] = ("--standalone", "--cache-size", CACHE_SIZE)
 
