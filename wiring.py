@@ -56,7 +56,6 @@ def register_listeners(app: Sanic, settings: Settings, routing: RoutingConfig) -
     register_storage(app, settings)
     register_recording(app, settings)
     register_manager_wait(app)
-    app.ctx.metrics.pricer = app.ctx.prices.cost
 
     @app.before_server_start
     async def open_resources(app: Sanic) -> None:

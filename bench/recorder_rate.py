@@ -25,7 +25,7 @@ from bench.database import start_database
 from bench.servers import ROOT, cpu_seconds, free_port
 from metrics.recorder import MetricsRecorder
 from recording.checkpoint import Checkpoint
-from recording.documents import build_record_document
+from recording.documents import build_record_document, metrics_sink
 from recording.handoff import encode_exchange
 from recording.journal import JournalReader, JournalWriter, Record
 from recording.quarantine import Quarantine
@@ -126,14 +126,10 @@ async def recorder_rate(
         client = connect(f"mongodb://127.0.0.1:{port}", timeout=Settings().mongodb_timeout)
         db = client["bench"]
         prices = PriceTable.load()
-        metrics = MetricsRecorder(pricer=prices.cost)
+        on_folded = metrics_sink(MetricsRecorder())
 
         def build(record: Record) -> dict[str, Any]:
-            return build_record_document(
-                record,
-                prices,
-                lambda ex, judged: metrics.record_content(ex, judged_stream_failure=judged),
-            )
+            return build_record_document(record, prices, on_folded)
 
         recorder = Recorder(
             JournalReader(work / "journal"),

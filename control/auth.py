@@ -15,7 +15,9 @@ from urllib.parse import unquote
 # Sent with every 401 so browsers show their login prompt; the username is ignored.
 WWW_AUTHENTICATE = 'Basic realm="claude-proxy dashboard", charset="UTF-8"'
 
-_OPEN_EXACT = frozenset({"/health", "/livez", "/metrics", "/openapi.json", "/openapi.yaml"})
+# `/` only answers Claude Code's start-up `HEAD /` probe and redirects browsers to
+# /dashboard (which is protected): nothing behind it needs the password.
+_OPEN_EXACT = frozenset({"/", "/health", "/livez", "/metrics", "/openapi.json", "/openapi.yaml"})
 # A path equal to one of these or below it is open.
 _OPEN_TREES = ("/docs", "/v1")
 

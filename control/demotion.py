@@ -23,13 +23,13 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from control.jsonbytes import get_member, set_member
+from control.jsonbytes import ObjectLayout, get_member, set_member, splice_member
 from streaming.accumulator import StreamSnapshot, accumulate, finalize
 from streaming.errors import error_body
 from streaming.sse import SSEDecoder
 
 # Anthropic's documented error types and the status the non-streaming API answers
-# them with (https://docs.anthropic.com/en/api/errors).
+# them with (https://platform.claude.com/docs/en/api/errors).
 ERROR_STATUS: dict[str, int] = {
     "invalid_request_error": 400,
     "authentication_error": 401,
@@ -49,13 +49,13 @@ UNKNOWN_ERROR_STATUS = 500
 _BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding", "etag"})
 
 
-def wants_non_streaming(body: bytes) -> bool:
+def wants_non_streaming(body: bytes, layout: ObjectLayout | None = None) -> bool:
     """True when `body` is a JSON object whose `stream` is absent or `false` (the
     API's default is non-streaming). With a repeated key the last one counts, as
     json.loads decides. Anything else (not an object, `stream: true`, an odd value
     such as `null` or `"false"`) is not demoted: the upstream judges it unchanged."""
     try:
-        raw = get_member(body, "stream")
+        raw = get_member(body, "stream", layout)
     except ValueError:
         return False
     return raw is None or raw == b"false"
@@ -73,6 +73,11 @@ def promote_body_to_stream(body: bytes) -> bytes:
     return set_member(body, "stream", b"true")
 
 
+def promote_body_at(body: bytes, layout: ObjectLayout | None) -> tuple[bytes, ObjectLayout]:
+    """`promote_body_to_stream` using the body's scan when there is one."""
+    return splice_member(body, "stream", b"true", layout)
+
+
 def error_status(error_type: object) -> int:
     """HTTP status of an Anthropic error type; unknown types are server errors."""
     if isinstance(error_type, str):
@@ -86,7 +91,9 @@ class StreamToMessage:
     `feed(chunk)` takes raw (decompressed) bytes as they arrive, in any chunking;
     `result()` ends the stream and returns (status, body):
     - 200 and the message as compact JSON, byte-equal to what the API returns
-      non-streaming (keys in message_start order, no ASCII escaping);
+      non-streaming (keys in the API's order, no ASCII escaping, every field and block
+      the stream carried, unknown ones included). A message that stops on `refusal`
+      or `compaction` is such a 200: the API answers both with 200 too;
     - an `event: error` before message_stop: the status its error type maps to
       (overloaded_error → 529, …) and the error body exactly as the upstream sent it;
     - a stream that ended without message_stop: 502 with an api_error body.

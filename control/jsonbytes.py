@@ -21,8 +21,11 @@ and cheap on bodies of many tiny members or deep nesting, which a client may sen
 
 from __future__ import annotations
 
+import asyncio
+import codecs
 import json
 import re
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -65,6 +68,7 @@ _MEMBER_TAIL = re.compile(rb"[ \t\n\r]*+(?:(,)[ \t\n\r]*+|\})")
 _OPENERS = re.compile(rb"[\[{]++")
 _CLOSERS = re.compile(rb"[\]}]++")
 _CLOSER_OF = bytes.maketrans(b"[{", b"]}")
+_BRACKETS = frozenset(b"[]{}")
 
 _OPEN_OBJECT, _CLOSE_OBJECT = ord("{"), ord("}")
 _OPEN_ARRAY, _CLOSE_ARRAY = ord("["), ord("]")
@@ -92,17 +96,52 @@ class ObjectLayout:
         return [member for member in self.members if member.key == key]
 
 
+# Bytes of progress between two pauses of a stepped scan: ~4 ms of regex work, or a
+# few thousand Python steps on bodies of tiny nested containers.
+STEP_BYTES = 256 * 1024
+
+# Deeper nesting is refused: no real request comes near it, and every JSON parser on
+# the way (Python's gives up near 1,000 levels) has such a limit.
+MAX_DEPTH = 1000
+
+# ... or between two pauses, bracket steps of the Python loop (~2 ms).
+_STEPS_PER_PAUSE = 2048
+
+ScanSteps = Generator[None, None, ObjectLayout]
+
+
 def scan_object(body: bytes) -> ObjectLayout:
     """Locate the members of the top-level object. ValueError if `body` is not one
     JSON object (optionally surrounded by whitespace, after an optional UTF-8 BOM,
     which json.loads also accepts)."""
+    steps = scan_steps(body)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+
+
+async def scan_object_async(body: bytes) -> ObjectLayout:
+    """`scan_object`, pausing every `STEP_BYTES` so that a worker's event loop keeps
+    relaying other streams while a 30 MB body is checked (the scan holds the GIL:
+    a thread would not help)."""
+    steps = scan_steps(body)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
+        await asyncio.sleep(0)
+
+
+def scan_steps(body: bytes) -> ScanSteps:
+    """The scan as a generator that yields after every `STEP_BYTES` of progress and
+    returns the layout (raises ValueError like `scan_object`)."""
     if not isinstance(body, bytes | bytearray | memoryview):
         raise TypeError("body must be bytes")
     buf = bytes(body)
-    try:
-        buf.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"body is not valid UTF-8 at byte {exc.start}") from None
+    yield from _check_utf8(buf)
     pos = len(_BOM) if buf.startswith(_BOM) else 0
     pos = _skip_ws(buf, pos)
     if pos >= len(buf) or buf[pos] != _OPEN_OBJECT:
@@ -110,6 +149,7 @@ def scan_object(body: bytes) -> ObjectLayout:
     open_brace = pos
     members: list[Member] = []
     pos = _skip_ws(buf, pos + 1)
+    paused_at = pos
     if pos < len(buf) and buf[pos] == _CLOSE_OBJECT:
         close_brace = pos
     else:
@@ -119,7 +159,7 @@ def scan_object(body: bytes) -> ObjectLayout:
                 _member_head_error(buf, pos)
             key_start, key_end = head.span(1)
             value_start = head.end()
-            value_end = _value_end(buf, value_start)
+            value_end = yield from _value_end(buf, value_start)
             key = _key(buf, key_start, key_end)
             members.append(Member(key, key_start, key_end, value_start, value_end))
             tail = _MEMBER_TAIL.match(buf, value_end)
@@ -129,15 +169,36 @@ def scan_object(body: bytes) -> ObjectLayout:
                 close_brace = tail.end() - 1
                 break
             pos = tail.end()
+            if pos - paused_at >= STEP_BYTES:  # many small members
+                paused_at = pos
+                yield
     if _skip_ws(buf, close_brace + 1) != len(buf):
         raise ValueError(f"unexpected data after the object at byte {close_brace + 1}")
     return ObjectLayout(open_brace, close_brace, tuple(members))
 
 
-def get_member(body: bytes, key: str) -> bytes | None:
+def _check_utf8(buf: bytes) -> Generator[None, None, None]:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    for start in range(0, len(buf), STEP_BYTES):
+        piece = buf[start : start + STEP_BYTES]
+        # Up to 3 bytes of an unfinished character held back from the last piece.
+        held = len(decoder.getstate()[0])
+        try:
+            decoder.decode(piece, final=start + STEP_BYTES >= len(buf))
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"body is not valid UTF-8 at byte {start - held + exc.start}"
+            ) from None
+        yield
+    if not buf:
+        decoder.decode(b"", final=True)
+
+
+def get_member(body: bytes, key: str, layout: ObjectLayout | None = None) -> bytes | None:
     """Raw bytes of the top-level `key`'s value (the last one when the key repeats,
-    as json.loads decides), or None when absent."""
-    found = scan_object(body).find(key)
+    as json.loads decides), or None when absent. `layout`: the body's scan, when
+    already made (a body of tens of MB is not scanned twice)."""
+    found = (layout or scan_object(body)).find(key)
     if not found:
         return None
     last = found[-1]
@@ -146,7 +207,16 @@ def get_member(body: bytes, key: str) -> bytes | None:
 
 def set_member(body: bytes, key: str, raw_value: bytes) -> bytes:
     """`body` with every top-level `key` set to `raw_value` (already JSON-encoded),
-    all other bytes unchanged.
+    all other bytes unchanged (see `splice_member`)."""
+    return splice_member(body, key, raw_value)[0]
+
+
+def splice_member(
+    body: bytes, key: str, raw_value: bytes, layout: ObjectLayout | None = None
+) -> tuple[bytes, ObjectLayout]:
+    """`body` with every top-level `key` set to `raw_value` (already JSON-encoded),
+    all other bytes unchanged, and the layout of the result (so that a second edit
+    need not scan again).
 
     A repeated key has every occurrence replaced: parsers disagree on which duplicate
     wins (first or last), and the edit must hold for all of them. An absent key is
@@ -154,28 +224,51 @@ def set_member(body: bytes, key: str, raw_value: bytes) -> bytes:
     between its last two members so pretty-printed bodies stay pretty.
     """
     buf = bytes(body)
-    layout = scan_object(buf)
-    found = layout.find(key)
-    if found:
-        parts: list[bytes] = []
-        pos = 0
-        for member in found:
-            parts += (buf[pos : member.value_start], raw_value)
-            pos = member.value_end
-        parts.append(buf[pos:])
-        return b"".join(parts)
-    name = json.dumps(key).encode()
+    layout = layout or scan_object(buf)
     members = layout.members
+    if any(member.key == key for member in members):
+        parts: list[bytes] = []
+        moved: list[Member] = []
+        pos = shift = 0
+        for member in members:
+            value_start = member.value_start + shift
+            value_end = member.value_end + shift
+            if member.key == key:
+                parts += (buf[pos : member.value_start], raw_value)
+                pos = member.value_end
+                value_end = value_start + len(raw_value)
+                shift += len(raw_value) - (member.value_end - member.value_start)
+            moved.append(
+                Member(
+                    member.key,
+                    member.key_start + value_start - member.value_start,
+                    member.key_end + value_start - member.value_start,
+                    value_start,
+                    value_end,
+                )
+            )
+        parts.append(buf[pos:])
+        new_layout = ObjectLayout(layout.open_brace, layout.close_brace + shift, tuple(moved))
+        return b"".join(parts), new_layout
+    name = json.dumps(key).encode()
     if not members:
         at = layout.open_brace + 1
-        insert = name + b":" + raw_value
+        head = name + b":"
+        insert = head + raw_value
+        key_start = at
     else:
         last = members[-1]
         colon = buf[last.key_end : last.value_start]
         comma = buf[members[-2].value_end : last.key_start] if len(members) > 1 else b","
         at = last.value_end
-        insert = comma + name + colon + raw_value
-    return buf[:at] + insert + buf[at:]
+        head = comma + name + colon
+        insert = head + raw_value
+        key_start = at + len(comma)
+    added = Member(key, key_start, key_start + len(name), at + len(head), at + len(insert))
+    new_layout = ObjectLayout(
+        layout.open_brace, layout.close_brace + len(insert), (*members, added)
+    )
+    return buf[:at] + insert + buf[at:], new_layout
 
 
 def _member_head_error(buf: bytes, pos: int) -> NoReturn:
@@ -214,33 +307,60 @@ def _string_end(buf: bytes, pos: int, what: str) -> int:
     return match.end()
 
 
-def _value_end(buf: bytes, pos: int) -> int:
+def _value_end(buf: bytes, pos: int) -> Generator[None, None, int]:
     if pos >= len(buf):
         raise ValueError("unexpected end of body, expected a value")
     first = buf[pos]
     if first == _QUOTE:
         return _string_end(buf, pos, "a string")
     if first in (_OPEN_OBJECT, _OPEN_ARRAY):
-        return _container_end(buf, pos)
+        return (yield from _container_end(buf, pos))
     match = _SCALAR.match(buf, pos)
     if match is None:
         raise ValueError(f"expected a JSON value at byte {pos}")
     return match.end()
 
 
-def _container_end(buf: bytes, pos: int) -> int:
+def _cut(buf: bytes, after: int, end: int) -> int:
+    """Where a piece of `_GAP` matching starting before `after` may end: just past
+    the first `,` at least `STEP_BYTES` further on. A number or literal is never cut
+    there (a cut `1e5` would read as `1` and then fail at `e5`); a string the cut
+    falls into does not match at all, so the run stops before it and a wider piece
+    takes it."""
+    comma = buf.find(b",", after + STEP_BYTES)
+    return end if comma < 0 else comma + 1
+
+
+def _container_end(buf: bytes, pos: int) -> Generator[None, None, int]:
     # Python-level work is one step per bracket (per run of brackets when they are
     # nested without anything between); everything else, innermost containers
-    # included, is consumed by one `_GAP` match between two steps.
+    # included, is consumed by `_GAP` matches between two steps, a piece of about
+    # `STEP_BYTES` at a time so that a stepped scan pauses between pieces too.
     # The closing brackets still expected, innermost last. The container's own
     # opening bracket is taken first: `_GAP` would swallow a flat one whole, and
     # the separators after it.
     owed = bytearray(buf[pos : pos + 1].translate(_CLOSER_OF))
     pos += 1
     end = len(buf)
+    limit = _cut(buf, pos, end)
+    paused_at, steps = pos, 0
     while True:
-        gap = _GAP.match(buf, pos)  # `*+` matches, possibly empty, at any position
-        pos = gap.end() if gap else pos
+        steps += 1
+        if steps >= _STEPS_PER_PAUSE or pos - paused_at >= STEP_BYTES:
+            paused_at, steps = pos, 0
+            yield
+        if pos >= limit:
+            limit = _cut(buf, pos, end)
+        gap = _GAP.match(buf, pos, limit)  # `*+` matches, possibly empty, at any position
+        reached = gap.end() if gap else pos
+        if limit < end and (reached == limit or buf[reached] not in _BRACKETS):
+            # The piece is done, or a token the cut fell into stopped it: go on
+            # from there with the next (wider) piece.
+            if reached < limit:
+                limit = _cut(buf, limit, end)
+            pos = reached
+            continue
+        pos = reached
         if pos >= end:
             raise ValueError("unexpected end of body inside a nested value")
         byte = buf[pos]
@@ -249,11 +369,15 @@ def _container_end(buf: bytes, pos: int) -> int:
             if following != _OPEN_OBJECT and following != _OPEN_ARRAY:
                 owed.append(_CLOSE_OBJECT if byte == _OPEN_OBJECT else _CLOSE_ARRAY)
                 pos += 1
+                if len(owed) > MAX_DEPTH:
+                    raise ValueError(f"nested too deeply (over {MAX_DEPTH} levels) at byte {pos}")
                 continue
             run = _OPENERS.match(buf, pos)
             assert run is not None  # it starts with an opening bracket
             owed += run.group().translate(_CLOSER_OF)
             pos = run.end()
+            if len(owed) > MAX_DEPTH:
+                raise ValueError(f"nested too deeply (over {MAX_DEPTH} levels) at byte {pos}")
         elif byte == _CLOSE_OBJECT or byte == _CLOSE_ARRAY:
             if following != _CLOSE_OBJECT and following != _CLOSE_ARRAY:
                 if owed[-1] != byte:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from control.demotion import promote_body_to_stream, wants_non_streaming
+from control.demotion import promote_body_at, wants_non_streaming
 from control.header_rules import HeaderRule, apply_rules
 from control.routing import (
     ProviderFormat,
     RoutingConfig,
     agent_of,
     client_key_fingerprint,
-    rewrite_model,
+    rewrite_model_at,
 )
 from streaming.exchange import Exchange
 from streaming.headers import request_headers_for_upstream
@@ -62,6 +62,8 @@ def plan_upstream(
     """`target` is the client's raw path and query, e.g. `/v1/messages?beta=true`."""
     headers = request_headers_for_upstream(exchange.request_headers)
     body = exchange.request_body
+    # The body's scan from the inspection: a 30 MB body is not scanned again here.
+    layout = exchange.request_layout
     route = None
     if exchange.request_json is not None:
         route = routing.route(
@@ -75,7 +77,7 @@ def plan_upstream(
     else:
         provider = route.provider
         if route.routed_model is not None:
-            body = rewrite_model(body, route.routed_model)
+            body, layout = rewrite_model_at(body, route.routed_model, layout)
         plan = UpstreamPlan(
             provider.url_for(target),
             provider.upstream_headers(headers),
@@ -92,9 +94,9 @@ def plan_upstream(
         and exchange.method == "POST"
         and exchange.path.rstrip("/") == "/v1/messages"
         and exchange.request_json is not None
-        and wants_non_streaming(plan.body)
+        and wants_non_streaming(plan.body, layout)
     ):
-        plan.body = promote_body_to_stream(plan.body)
+        plan.body, layout = promote_body_at(plan.body, layout)
         plan.demote = True
         # The SSE is folded here, so ask for it uncompressed.
         plan.headers = [(k, v) for k, v in plan.headers if k.lower() != "accept-encoding"]

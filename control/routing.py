@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
-from control.jsonbytes import set_member
+from control.jsonbytes import ObjectLayout, set_member, splice_member
 from streaming.credentials import fingerprint
 
 AGENT_HEADER = "x-claude-code-agent-id"
@@ -182,6 +182,14 @@ def rewrite_model(body: bytes, model: str) -> bytes:
     """`body` with only its top-level `model` set to `model` (added when absent);
     every other byte unchanged. ValueError if `body` is not a JSON object."""
     return set_member(body, "model", _json_string(model))
+
+
+def rewrite_model_at(
+    body: bytes, model: str, layout: ObjectLayout | None
+) -> tuple[bytes, ObjectLayout]:
+    """`rewrite_model` using the body's scan when there is one; also returns the
+    result's layout."""
+    return splice_member(body, "model", _json_string(model), layout)
 
 
 def client_key_fingerprint(

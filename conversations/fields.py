@@ -13,16 +13,26 @@ searching conversations never re-parse request bodies:
   tool-less side calls: quota checks, titles, command-prefix checks).
 - `projectPath`/`projectName`: the working directory Claude Code states in its
   system prompt.
-- `segment`: the hash of the first message. Every request resends the whole
-  history, so requests sharing it are one linear history; compaction (or any
-  rewrite of the start) begins a new segment.
+- `segment`: the hash of the first message (mid-conversation `role: "system"`
+  messages never count). Every request resends the whole history, so requests
+  sharing it are one linear history; compaction (or any rewrite of the start)
+  begins a new segment.
 - `start`, `turns`, `reply`, `error`: only what this request adds: the messages
   after the last assistant message it sends (the new user input, typically tool
-  results), the assistant message the API returned, or the error. The previous
-  reply is not stored again: the previous request already holds it. At most the
-  last `MAX_TURNS` messages are stored, `start` being the position of the first.
+  results, and any system message), the assistant message the API returned, or
+  the error. The previous reply is not stored again: the previous request already
+  holds it. At most the last `MAX_TURNS` messages are stored, `start` being the
+  position of the first.
+- `compactions`: keys of the `compaction` blocks in the reply; `resumes`: the key
+  of the compaction block the history starts at, when the client dropped what came
+  before it (the API ignores it anyway). The thread rebuild joins the two, so the
+  history goes on where the compaction was returned.
+- `servedModel`: the model that finished the reply (the last `fallback` block's
+  target after a server-side fallback, else the response's `model`);
+  `thinkingTokens`: `usage.output_tokens_details.thinking_tokens` of the reply.
 - `prompt`: the user's first prompt (for lists); `words`: normalised search terms
-  (at most `conversation_text.MAX_WORDS`).
+  (at most `conversation_text.MAX_WORDS`), without system messages (instructions
+  the client injects, like its `<system-reminder>`s).
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from itertools import islice
 from typing import Any
 
 from conversations.text import (
@@ -51,6 +62,9 @@ MESSAGES_PATH = "/v1/messages"
 PROMPT_CHARS = 300
 SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 CONTINUATION = "This session is being continued from a previous conversation"
+
+MODEL_CHARS = 200
+MAX_COMPACTIONS = 16  # compaction keys kept per reply (one is usual)
 
 # Messages one request stores: the newest ones. Claude Code adds a few per request;
 # a client sending thousands at once (a ready-made history) gets the rest read back
@@ -87,10 +101,12 @@ def conversation_fields(
     if exchange.path != MESSAGES_PATH or not isinstance(messages, list) or not messages:
         return None
     budget = Budget()
-    segment = fingerprint(normalise_message(messages[0]))
+    opener = messages[first_index(messages)]
+    segment = fingerprint(normalise_message(opener))
     start = max(tail_start(messages), len(messages) - MAX_TURNS)
     turns = [normalise_message(m, budget) for m in messages[start:]]
     reply = _reply(exchange, message, budget)
+    content = message.get("content") if reply is not None and message else None
     system = system_text(body.get("system"))
     agent_id, parent_id = _agent(exchange.request_headers, system, segment)
     if agent_id is not None:
@@ -113,7 +129,11 @@ def conversation_fields(
         "turns": turns,
         "reply": reply,
         "error": _error(exchange, message),
-        "prompt": first_prompt(messages[0]),
+        "compactions": compaction_keys(content),
+        "resumes": next(iter(compaction_keys(_content_of(opener))), None),
+        "servedModel": served_model(message, content),
+        "thinkingTokens": thinking_tokens(message),
+        "prompt": first_prompt(next((m for m in messages if _role(m) == "user"), None)),
         "words": [] if thread == "auxiliary" else _words(turns, reply),
     }
     return fields
@@ -130,12 +150,65 @@ def conversation_id(session: str | None, first_hash: str | None, segment: str) -
 def tail_start(messages: list[Any]) -> int:
     """Index of the first message this request adds: the one after the last
     assistant message (that one was the previous request's reply). A final
-    assistant message is a prefill the client wrote, so it counts as new."""
+    assistant message is a prefill the client wrote, so it counts as new; so does
+    one that opens the history (no request of it answered it: it is where a history
+    restarts after compaction, or a client-written opener)."""
     for index in range(len(messages) - 2, -1, -1):
-        item = messages[index]
-        if isinstance(item, dict) and item.get("role") == "assistant":
-            return index + 1
+        if _role(messages[index]) == "assistant":
+            return 0 if index == first_index(messages) else index + 1
     return 0
+
+
+def first_index(messages: list[Any]) -> int:
+    """Index of the first message that is not a mid-conversation system message
+    (the API refuses one in first place, but a client may still send it)."""
+    for index, item in enumerate(messages):
+        if _role(item) != "system":
+            return index
+    return 0
+
+
+def compaction_keys(content: object) -> list[str]:
+    """Keys of the `compaction` blocks in raw content, computed from the summary as
+    sent (the stored copy may be clipped), so a reply and the history that later
+    starts at its block compare equal."""
+    if not isinstance(content, list):
+        return []
+    blocks = (b for b in content if isinstance(b, dict) and b.get("type") == "compaction")
+    return [fingerprint(["compaction", b.get("content")]) for b in islice(blocks, MAX_COMPACTIONS)]
+
+
+def served_model(message: dict[str, Any] | None, content: object) -> str | None:
+    """Who finished the reply: in a stream the API names the requested model in
+    `message_start`, so after a mid-output fallback only the `fallback` block says
+    which model took over."""
+    switched = None
+    if isinstance(content, list):
+        for block in content:
+            if isinstance(block, dict) and block.get("type") == "fallback":
+                target = block.get("to")
+                model = target.get("model") if isinstance(target, dict) else None
+                switched = model if isinstance(model, str) else switched
+    model = message.get("model") if message else None
+    found = switched or (model if isinstance(model, str) else None)
+    return found[:MODEL_CHARS] if found else None
+
+
+def thinking_tokens(message: dict[str, Any] | None) -> int | None:
+    usage = message.get("usage") if message else None
+    details = usage.get("output_tokens_details") if isinstance(usage, dict) else None
+    count = details.get("thinking_tokens") if isinstance(details, dict) else None
+    if isinstance(count, int) and not isinstance(count, bool) and 0 <= count < 2**63:
+        return count
+    return None
+
+
+def _role(message: object) -> object:
+    return message.get("role") if isinstance(message, dict) else None
+
+
+def _content_of(message: object) -> object:
+    return message.get("content") if isinstance(message, dict) else None
 
 
 def system_text(system: object) -> str:
@@ -224,7 +297,10 @@ def project_name(path: str | None) -> str | None:
 
 
 def first_prompt(message: object) -> str | None:
-    """What the user typed first, without the context Claude Code injects."""
+    """What the user typed first, without the context Claude Code injects (called
+    with the first `user` message: never a system message)."""
+    if message is None:
+        return None
     content = normalise_message(message, Budget(64_000))["content"]
     text = plain_text(content)
     return one_line(text, PROMPT_CHARS) if text else None
@@ -282,7 +358,8 @@ def _error(exchange: Exchange, message: dict[str, Any] | None) -> dict[str, str]
 def _words(turns: list[dict[str, Any]], reply: dict[str, Any] | None) -> list[str]:
     primary: list[str] = []
     secondary: list[str] = []
-    for item in [*turns, *([reply] if reply else [])]:
+    said = [t for t in turns if t["role"] != "system"]
+    for item in [*said, *([reply] if reply else [])]:
         first, second = search_texts(item["content"])
         primary += first
         secondary += second

@@ -41,6 +41,7 @@ THREAD_PROJECTION: dict[str, int] = {
     "requestId": 1,
     "timestamp": 1,
     "model": 1,
+    "servedModel": 1,
     "statusCode": 1,
     "stopReason": 1,
     "usage": 1,
@@ -66,6 +67,10 @@ THREAD_PROJECTION: dict[str, int] = {
             "turns",
             "reply",
             "error",
+            "compactions",
+            "resumes",
+            "servedModel",
+            "thinkingTokens",
             "prompt",
         )
     },

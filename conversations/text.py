@@ -6,8 +6,10 @@ sides of every comparison:
 
 - content is always a list of blocks; `cache_control` is dropped (Claude Code moves
   it to the newest message on every request, so keeping it would make a resent
-  message look edited), as are thinking signatures and the bytes of images and
-  documents (placeholders keep the media type and size);
+  message look edited), as are thinking signatures, the encrypted copy of a
+  compaction summary and the bytes of images and documents (placeholders keep the
+  media type and size); thinking returned empty (`display: "omitted"`) is kept as
+  an empty thinking block;
 - very long strings are clipped, and a request's stored content has a budget, so
   one huge paste or file read cannot push a log document towards MongoDB's 16 MB;
   the full text stays in the request body;
@@ -42,6 +44,7 @@ CLIPPED = "…"  # what stands for a value nested deeper than MAX_DEPTH
 _WORD = re.compile(r"\w+")
 _REMINDER = re.compile(r"<system-reminder>.*?(?:</system-reminder>|\Z)", re.DOTALL)
 _MEDIA = ("image", "document")
+_OPAQUE = frozenset({"signature", "encrypted_content"})
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
@@ -95,10 +98,25 @@ def _block(block: dict[str, Any], budget: Budget, depth: int) -> dict[str, Any]:
     kind = block.get("type")
     if kind == "text" and isinstance(block.get("text"), str):
         return _text_block("text", "text", block["text"], budget)
-    if kind == "thinking" and isinstance(block.get("thinking"), str):
-        return _text_block("thinking", "thinking", block["thinking"], budget)
+    if kind == "thinking":
+        # Omitted thinking (`display: "omitted"`) arrives as an empty text with only
+        # a signature; a block without the field is kept the same way, so the two
+        # compare equal when a client resends it.
+        text = block.get("thinking")
+        return _text_block("thinking", "thinking", text if isinstance(text, str) else "", budget)
     if kind == "redacted_thinking":
         return {"type": "redacted_thinking"}
+    if kind == "compaction":
+        # The summary the API continues from (null when compaction failed); its
+        # encrypted twin is opaque bytes.
+        kept = {k: v for k, v in block.items() if k not in _OPAQUE and k != "content"}
+        out = _object(kept, budget, depth)
+        summary = block.get("content")
+        if isinstance(summary, str):
+            out.update(_text_block("compaction", "content", summary, budget))
+        else:
+            out["content"] = _value(summary, budget, depth + 1)
+        return out
     if kind in ("tool_use", "server_tool_use"):
         return {
             "type": kind,
@@ -228,6 +246,8 @@ def search_texts(content: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
             secondary.append(" ".join(_strings(block.get("content"))))
         elif kind == "thinking":
             secondary.append(block["thinking"])
+        elif kind == "compaction" and isinstance(block.get("content"), str):
+            secondary.append(block["content"])
     return primary, secondary
 
 

@@ -15,9 +15,14 @@ without duplicates:
   a client sent a ready-made history) leaves a gap, reported in `missing` so the
   caller can load that one request's body and rebuild with `fills`.
 
-A new segment (compaction rewrote the start) follows the previous one after a
+Server-side compaction: the API returns a `compaction` block and ignores what
+came before it on the next requests, so a client may drop that part and start the
+history at the block. Such a history (`resumes` names the block) goes on at the
+position where the block was returned, in the same segment: one history, with a
+compaction marker where the block stands. A new segment (the start rewritten any
+other way, e.g. Claude Code's own summary prompt) follows the previous one after a
 boundary turn. Subagent threads are rebuilt the same way and nested under the
-assistant turn whose tool call spawned them.
+assistant turn whose tool call spawned them (`conversations.subagents`).
 """
 
 from __future__ import annotations
@@ -27,10 +32,20 @@ from datetime import datetime
 from typing import Any
 
 from conversations.fields import CONTINUATION, project_name
+from conversations.subagents import agent_view, nest
 from conversations.text import fingerprint, one_line, plain_text
+from conversations.turns import (
+    boundary_kind,
+    compaction_marker,
+    error_turn,
+    has_compaction,
+    message_turn,
+    reply_turn,
+    request_facts,
+    usage_totals,
+)
 
 Doc = dict[str, Any]
-SPAWN_TOOLS = ("Task", "Agent")
 
 
 @dataclass
@@ -51,55 +66,77 @@ class _History:
 
     def __init__(self) -> None:
         self.segments: dict[str, _Segment] = {}
-        self.requests = 0
+        # A segment that starts at a compaction block, continuing another one:
+        # its key → (the segment it continues, the block's position there).
+        self.aliases: dict[str, tuple[_Segment, int]] = {}
+        self.compactions: dict[str, tuple[_Segment, int]] = {}
+        self.docs: list[Doc] = []
         self.started: datetime | None = None
         self.last: datetime | None = None
 
+    def _place(self, doc: Doc) -> tuple[_Segment, int]:
+        conv = doc["conversation"]
+        key = conv["segment"]
+        if key in self.aliases:
+            return self.aliases[key]
+        if key not in self.segments:
+            found = self.compactions.get(conv.get("resumes") or "")
+            if found is not None and found[1] < len(found[0].slots):
+                self.aliases[key] = found
+                return found
+            self.segments[key] = _Segment(doc["timestamp"], doc["requestId"])
+        return self.segments[key], 0
+
     def add(self, doc: Doc, fills: dict[str, list[dict[str, Any]]], missing: set[str]) -> None:
         conv = doc["conversation"]
-        self.requests += 1
+        self.docs.append(doc)
         self.started = self.started or doc["timestamp"]
         self.last = doc["timestamp"]
-        seg = self.segments.setdefault(
-            conv["segment"], _Segment(doc["timestamp"], doc["requestId"])
-        )
+        seg, offset = self._place(doc)
         slots = seg.slots
-        start, tail = conv["start"], conv["turns"]
+        start, tail = offset + conv["start"], conv["turns"]
         if start > len(slots):
             history = fills.get(doc["requestId"])
-            if history is not None and len(history) >= start:
+            if history is not None and len(history) >= start - offset:
                 for p in range(len(slots), start):
-                    slots.append(_Slot(_message(history[p], doc, p, "history")))
+                    slots.append(_Slot(message_turn(history[p - offset], doc, p, "history")))
             else:
                 missing.add(doc["requestId"])
                 slots.extend(_Slot() for _ in range(len(slots), start))
-        for offset, message in enumerate(tail):
-            position = start + offset
+        for i, message in enumerate(tail):
+            position = start + i
             if position < len(slots):
                 held = slots[position].turn
                 if held is None:
-                    slots[position].turn = _message(message, doc, position, "request")
+                    slots[position].turn = message_turn(message, doc, position, "request")
                     continue
-                if _same(held, message):
+                # The block a resumed history starts at is the reply held there,
+                # resent as the client keeps it (maybe without what followed it).
+                if _same(held, message) or (offset and position == offset and has_compaction(held)):
                     continue
                 del slots[position:]  # history rewritten from here: the newer one wins
-            slots.append(_Slot(_message(message, doc, position, "request")))
+            slots.append(_Slot(message_turn(message, doc, position, "request")))
         answer_at = start + len(tail)
         del slots[answer_at + 1 :]  # a retry or a rewind asks for this position again
         if len(slots) == answer_at:
             slots.append(_Slot())
         slot = slots[answer_at]
         if conv.get("reply"):
-            slot.turn = _reply(conv["reply"], doc, answer_at)
+            slot.turn = reply_turn(conv["reply"], doc, answer_at)
+            for key in conv.get("compactions") or []:
+                self.compactions[key] = (seg, answer_at)
         elif conv.get("error"):
-            slot.errors.append(_error_turn(doc, conv["error"]))
+            slot.errors.append(error_turn(doc, conv["error"]))
 
     def turns(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         ordered = sorted(self.segments.values(), key=lambda s: (s.first, s.first_request))
         for number, seg in enumerate(ordered):
+            marked = False
             if number:
-                out.append({**_boundary(seg), "segment": number})
+                kind, source = boundary_kind(seg.slots[0].turn if seg.slots else None, CONTINUATION)
+                out.append(_boundary(seg, kind, source, number))
+                marked = source == "server"
             gap: dict[str, Any] | None = None
             for position, slot in enumerate(seg.slots):
                 for error in slot.errors:
@@ -112,6 +149,8 @@ class _History:
                         gap["count"] += 1
                     continue
                 gap = None
+                if has_compaction(slot.turn) and not (marked and position == 0):
+                    out.append(compaction_marker(slot.turn, number))
                 out.append({**slot.turn, "segment": number})
         return out
 
@@ -137,8 +176,11 @@ def rebuild(
         else:
             main.add(doc, fills, missing)
     turns = main.turns()
-    views = {agent: _agent_view(agent, parents[agent], h) for agent, h in agents.items()}
-    orphans = _nest(turns, views)
+    views = {
+        agent: agent_view(agent, parents[agent], h.turns(), h.docs, h.started, h.last)
+        for agent, h in agents.items()
+    }
+    orphans = nest(turns, views)
     return {"turns": turns, "subagents": orphans, "auxiliary": auxiliary}, missing
 
 
@@ -176,81 +218,28 @@ def summary(docs: list[Doc]) -> dict[str, Any]:
 
 
 def totals(docs: list[Doc]) -> dict[str, Any]:
-    def tokens(doc: Doc, key: str) -> int:
-        usage = doc.get("usage") or {}
-        value = usage.get(key)
-        return value if isinstance(value, int) else 0
-
-    return {
-        "inputTokens": sum(tokens(d, "input_tokens") for d in docs),
-        "outputTokens": sum(tokens(d, "output_tokens") for d in docs),
-        "cacheCreationTokens": sum(tokens(d, "cache_creation_input_tokens") for d in docs),
-        "cacheReadTokens": sum(tokens(d, "cache_read_input_tokens") for d in docs),
-        "totalTokens": sum(d.get("tokens") or 0 for d in docs),
-        "cost": round(sum(_cost(d) or 0.0 for d in docs), 10),
-        "unpricedRequests": sum(1 for d in docs if d.get("unpriced")),
-        "errorCount": sum(1 for d in docs if (d["conversation"] or {}).get("error")),
-        "subagentRequests": sum(1 for d in docs if d["conversation"]["thread"] == "subagent"),
-    }
+    """Every request of the conversation counts, its subagents' at any depth too
+    (they share its id)."""
+    out = usage_totals(docs)
+    del out["requestCount"]
+    out["subagentRequests"] = sum(1 for d in docs if d["conversation"]["thread"] == "subagent")
+    return out
 
 
 def duration_ms(start: datetime, end: datetime) -> int:
     return max(0, round((end - start).total_seconds() * 1000))
 
 
-# ---- turns --------------------------------------------------------------------------------
-def _message(message: dict[str, Any], doc: Doc, index: int, source: str) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "index": index,
-        "role": message.get("role"),
-        "content": message.get("content") or [],
-        "requestId": doc["requestId"],
-        "timestamp": doc["timestamp"],
-        "source": source,
-    }
-
-
-def _reply(reply: dict[str, Any], doc: Doc, index: int) -> dict[str, Any]:
-    turn = _message(reply, doc, index, "response")
-    turn.update(_request_facts(doc))
-    error = doc["conversation"].get("error")
-    if error:  # a reply cut short (client closed, or an error mid-stream)
-        turn["error"] = error
-    return turn
-
-
-def _error_turn(doc: Doc, error: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "error",
-        "error": error,
-        "requestId": doc["requestId"],
-        "timestamp": doc["timestamp"],
-        **_request_facts(doc),
-    }
-
-
-def _request_facts(doc: Doc) -> dict[str, Any]:
-    return {
-        "model": doc.get("model"),
-        "statusCode": doc.get("statusCode"),
-        "stopReason": doc.get("stopReason"),
-        "usage": doc.get("usage"),
-        "tokens": doc.get("tokens") or 0,
-        "cost": _cost(doc),
-        "responseTime": doc.get("responseTime"),
-        "timeToFirstByte": doc.get("timeToFirstByte"),
-    }
-
-
-def _boundary(seg: _Segment) -> dict[str, Any]:
-    first = seg.slots[0].turn if seg.slots else None
-    text = plain_text(first["content"]) if first else ""
-    return {
-        "type": "compaction" if text.startswith(CONTINUATION) else "new_history",
+def _boundary(seg: _Segment, kind: str, source: str | None, number: int) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "type": kind,
         "requestId": seg.first_request,
         "timestamp": seg.first,
+        "segment": number,
     }
+    if source is not None:
+        out["source"] = source
+    return out
 
 
 def _auxiliary(doc: Doc) -> dict[str, Any]:
@@ -262,91 +251,24 @@ def _auxiliary(doc: Doc) -> dict[str, Any]:
         "prompt": conv.get("prompt"),
         "reply": one_line(reply, 300) if reply else None,
         "error": conv.get("error"),
-        **_request_facts(doc),
+        **request_facts(doc),
     }
 
 
 def _same(turn: dict[str, Any], message: dict[str, Any]) -> bool:
-    return fingerprint([turn.get("role"), turn.get("content")]) == fingerprint(
+    return fingerprint([turn.get("role"), _raw(turn.get("content"))]) == fingerprint(
         [message.get("role"), message.get("content")]
     )
 
 
-def _cost(doc: Doc) -> float | None:
-    cost = doc.get("cost")
-    value = cost.get("usd") if isinstance(cost, dict) else None
-    return value if isinstance(value, int | float) else None
+def _raw(content: object) -> object:
+    """A held turn's content as stored: omitted thinking shown hidden compares as
+    the empty thinking block it was stored as."""
+    if not isinstance(content, list):
+        return content
+    return [{"type": "thinking", "thinking": ""} if b.get("hidden") else b for b in content]
 
 
 def _end(doc: Doc) -> datetime:
     completed = (doc.get("response") or {}).get("completedAt")
     return completed if isinstance(completed, datetime) else doc["timestamp"]
-
-
-# ---- subagents ----------------------------------------------------------------------------
-def _agent_view(agent: str, parent: str | None, history: _History) -> dict[str, Any]:
-    turns = history.turns()
-    first_user = next((t for t in turns if t.get("role") == "user"), None)
-    return {
-        "agentId": agent,
-        "parentAgentId": parent,
-        "requestCount": history.requests,
-        "startTime": history.started,
-        "lastActivity": history.last,
-        "prompt": one_line(plain_text(first_user["content"]), 300) if first_user else None,
-        "toolUseId": None,
-        "turns": turns,
-    }
-
-
-def _nest(
-    main_turns: list[dict[str, Any]], views: dict[str, dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """Hang each subagent under the assistant turn whose Task/Agent call spawned it:
-    the call whose `prompt` is the subagent's first message, else the latest unused
-    spawning call before it started. Returns the subagents no call could be found for."""
-    used: set[str] = set()
-    orphans: list[dict[str, Any]] = []
-    for view in sorted(views.values(), key=lambda v: (v["startTime"], v["agentId"])):
-        parent = views.get(view["parentAgentId"] or "")
-        turns = parent["turns"] if parent is not None else main_turns
-        spawn = _spawner(turns, view, used)
-        if spawn is None:
-            orphans.append(view)
-            continue
-        turn, tool_use_id = spawn
-        used.add(tool_use_id)
-        view["toolUseId"] = tool_use_id
-        turn.setdefault("subagents", []).append(view)
-    return orphans
-
-
-def _spawner(
-    turns: list[dict[str, Any]], view: dict[str, Any], used: set[str]
-) -> tuple[dict[str, Any], str] | None:
-    prompt = " ".join((view["prompt"] or "").rstrip("…").split())
-    calls: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    for turn in _all_turns(turns):
-        if turn.get("role") != "assistant" or turn["timestamp"] > view["startTime"]:
-            continue
-        for block in turn["content"]:
-            if block.get("type") == "tool_use" and str(block.get("id")) not in used:
-                given = (
-                    (block.get("input") or {}).get("prompt")
-                    if isinstance(block.get("input"), dict)
-                    else None
-                )
-                if isinstance(given, str):
-                    calls.append((turn, block))
-    for turn, block in reversed(calls):
-        given = " ".join(block["input"]["prompt"].split())
-        if given and prompt and (given.startswith(prompt) or prompt.startswith(given[:290])):
-            return turn, str(block.get("id"))
-    for turn, block in reversed(calls):
-        if block.get("name") in SPAWN_TOOLS:
-            return turn, str(block.get("id"))
-    return None
-
-
-def _all_turns(turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [t for t in turns if t.get("type") == "message"]

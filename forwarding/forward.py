@@ -11,10 +11,8 @@ must answer with the folded message.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import aiohttp
 from sanic import Request
@@ -27,6 +25,7 @@ from control.plan import RuleBook, plan_upstream
 from control.routing import RoutingConfig
 from forwarding.capture import Capture, CaptureBudget
 from forwarding.failure_log import failure_fields, format_fields, log_forward_failure
+from forwarding.inspect import inspect_body
 from forwarding.relay import StreamBroken, buffered_response, read_body, relay_stream
 from forwarding.upstream import UpstreamClient
 from runtime.drain import close_after_response
@@ -36,7 +35,6 @@ from streaming.accumulator import finalize
 from streaming.errors import ProxyError
 from streaming.exchange import Exchange, Outcome
 from streaming.headers import get_header, response_headers_for_client
-from streaming.jsonbody import scrub_if_needed
 
 logger = logging.getLogger("proxy.forward")
 
@@ -88,7 +86,7 @@ class Forwarder:
         try:
             try:
                 refuse_control_characters(exchange)
-                inspect_body(exchange, messages_api=messages_api)
+                await inspect_body(exchange, messages_api=messages_api)
                 return await self._forward(request, exchange)
             except ProxyError as err:
                 exchange.status = err.status
@@ -265,46 +263,3 @@ def refuse_control_characters(exchange: Exchange) -> None:
                 f"Header {name[:64]!r}: value must not contain CR, LF or NUL",
                 "invalid_header",
             )
-
-
-def inspect_body(exchange: Exchange, *, messages_api: bool) -> None:
-    """Read what the proxy needs from the body (model, stream) without changing it."""
-    body = exchange.request_body
-    parsed: Any = None
-    if body:
-        content_type = (get_header(exchange.request_headers, "content-type") or "").lower()
-        if messages_api or "json" in content_type:
-            try:
-                parsed = json.loads(body)
-            except ValueError as exc:  # includes invalid UTF-8
-                if messages_api:
-                    raise ProxyError(
-                        400, f"Request body is not valid JSON: {exc}", "invalid_json"
-                    ) from None
-            except RecursionError:
-                # Thousands of nested arrays exhaust the parser's stack; no real
-                # request nests that deep, so refuse it rather than answer 500.
-                raise ProxyError(
-                    400, "Request body is not valid JSON: nested too deeply", "invalid_json"
-                ) from None
-    if messages_api and not isinstance(parsed, dict):
-        kind = "empty" if not body else f"a JSON {type(parsed).__name__}"
-        raise ProxyError(400, f"Request body must be a JSON object, got {kind}", "invalid_json")
-    if not isinstance(parsed, dict):
-        return
-    parsed = scrub_if_needed(body, parsed)
-    exchange.request_json = parsed
-    model = parsed.get("model")
-    stream = parsed.get("stream", False)
-    if messages_api:
-        if model is not None and not isinstance(model, str):
-            raise ProxyError(400, "model: must be a string", "invalid_request")
-        if not isinstance(stream, bool):
-            raise ProxyError(400, "stream: must be a boolean", "invalid_request")
-        max_tokens = parsed.get("max_tokens")
-        if max_tokens is not None and (
-            isinstance(max_tokens, bool) or not isinstance(max_tokens, int)
-        ):
-            raise ProxyError(400, "max_tokens: must be an integer", "invalid_request")
-    exchange.model = model if isinstance(model, str) else None
-    exchange.stream_requested = stream is True

@@ -1,4 +1,4 @@
-"""`/v1/*`: the Anthropic API, forwarded."""
+"""`/v1/*`: the Anthropic API, forwarded; and `HEAD /`, Claude Code's start-up probe."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ from sanic.response import HTTPResponse
 from sanic_ext import openapi
 
 from forwarding.forward import Forwarder
+from forwarding.models import MODELS_BUDGET, SOURCE_HEADER, ModelsForwarder
 from openapi.anthropic import AnthropicRequest, AnthropicResponse, ModelsResponse, TokenCount
 from openapi.responses import API_KEY, BEARER, error, ref
 from streaming.errors import error_body
 
-bp = Blueprint("proxy", url_prefix="/v1")
+api = Blueprint("proxy", url_prefix="/v1")
+# `/` itself: outside the /v1 prefix, so a blueprint of its own.
+root = Blueprint("proxy_root")
+bp = Blueprint.group(api, root)
 
 PASSTHROUGH_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
@@ -35,7 +39,18 @@ def _forwarder(request: Request) -> Forwarder:
     return request.app.ctx.forwarder
 
 
-@bp.post("/messages")
+def _models_forwarder(request: Request) -> ModelsForwarder:
+    """Built on first use beside this worker's forwarder (wiring builds that one in
+    `before_server_start`), and again if the forwarder is ever replaced."""
+    ctx = request.app.ctx
+    models: ModelsForwarder | None = getattr(ctx, "models_forwarder", None)
+    if models is None or models.parent is not ctx.forwarder:
+        budget = request.app.ctx.settings.models_discovery_timeout
+        models = ctx.models_forwarder = ModelsForwarder(ctx.forwarder, budget=budget)
+    return models
+
+
+@api.post("/messages")
 @openapi.secured(API_KEY)
 @openapi.secured(BEARER)
 @openapi.definition(
@@ -61,7 +76,7 @@ async def create_message(request: Request) -> HTTPResponse | None:
     return await _forwarder(request).handle(request, messages_api=True)
 
 
-@bp.post("/messages/count_tokens")
+@api.post("/messages/count_tokens")
 @openapi.secured(API_KEY)
 @openapi.secured(BEARER)
 @openapi.definition(
@@ -81,24 +96,35 @@ async def count_tokens(request: Request) -> HTTPResponse | None:
     return await _forwarder(request).handle(request, messages_api=True)
 
 
-@bp.get("/models")
+@api.get("/models")
 @openapi.secured(API_KEY)
 @openapi.secured(BEARER)
 @openapi.definition(
-    summary="List models (forwarded to the upstream)",
+    summary="List models: the upstream's, plus the models the routing config serves",
+    description=(
+        "Forwarded with the client's headers and query, answered within "
+        f"{MODELS_BUDGET:g} s (Claude Code's model discovery gives up at 3 s). The first "
+        "page (no `after_id`/`before_id`) also lists, first, the model names the routing "
+        "rules send to a provider that the upstream did not list. Never a redirect. When "
+        "the upstream is slow, unreachable or answers 3xx/5xx, the routed models alone "
+        f"(200, header `{SOURCE_HEADER}: routing`); `{SOURCE_HEADER}: upstream+routing` "
+        "marks a list the proxy extended. 4xx (a bad key) are relayed unchanged."
+    ),
     tag="proxy",
     response=[
         openapi.definitions.Response(
-            {"application/json": ref(ModelsResponse)}, status=200, description="The upstream's list"
+            {"application/json": ref(ModelsResponse)},
+            status=200,
+            description="The upstream's list, with the routed models added on the first page",
         ),
         *_NO_BODY_ERRORS,
     ],
 )
 async def list_models(request: Request) -> HTTPResponse | None:
-    return await _forwarder(request).handle(request)
+    return await _models_forwarder(request).handle(request)
 
 
-@bp.post("/chat/completions")
+@api.post("/chat/completions")
 @openapi.secured(API_KEY)
 @openapi.secured(BEARER)
 @openapi.definition(
@@ -114,7 +140,7 @@ async def chat_completions(request: Request) -> HTTPResponse:
     return HTTPResponse(error_body(400, message), status=400, content_type="application/json")
 
 
-@bp.route("/<path:path>", methods=PASSTHROUGH_METHODS)
+@api.route("/<path:path>", methods=PASSTHROUGH_METHODS)
 @openapi.secured(API_KEY)
 @openapi.secured(BEARER)
 @openapi.definition(
@@ -129,3 +155,10 @@ async def chat_completions(request: Request) -> HTTPResponse:
 )
 async def passthrough(request: Request, path: str) -> HTTPResponse | None:
     return await _forwarder(request).handle(request)
+
+
+@root.route("/", methods=["HEAD"])
+async def probe(request: Request) -> HTTPResponse:
+    """Claude Code's start-up `HEAD /`: an explicit 200, so it never reaches whatever
+    `GET /` does (a redirect would fail the probe). Not forwarded, not recorded."""
+    return HTTPResponse(status=200)

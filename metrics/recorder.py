@@ -2,27 +2,37 @@
 
 Two halves, in two processes: `record` runs in the worker on what the transport
 knows (status, timings, disconnects, transport failures); `record_content` runs
-in the recorder process once the body is decoded and folded (tokens, cost, and
-failures only the stream itself shows, such as `event: error`).
+in the recorder process once the body is decoded, folded and priced (tokens,
+cost, and failures only the stream itself shows, such as `event: error`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 from metrics import registry as m
 from metrics.labels import ModelLabels, endpoint_label, status_class
 from streaming.exchange import Exchange, Outcome
-from streaming.usage import Usage, response_message, usage_of
+from streaming.usage import Usage
 
-# (model, usage) -> USD, or None when the model has no price.
-Pricer = Callable[[str | None, Usage], float | None]
+
+class PricedCost(Protocol):
+    """What the metrics read of the recorder's cost (storage.pricing.Cost): the
+    very object the request's document stores, so the two never disagree."""
+
+    @property
+    def usd(self) -> float | None: ...
+
+    @property
+    def unpriced(self) -> bool: ...
+
+    @property
+    def incomplete(self) -> bool: ...
 
 
 class MetricsRecorder:
-    def __init__(self, pricer: Pricer | None = None) -> None:
+    def __init__(self) -> None:
         self._models = ModelLabels()
-        self.pricer = pricer
 
     def record(self, exchange: Exchange) -> None:
         endpoint = endpoint_label(exchange.path)
@@ -39,27 +49,36 @@ class MetricsRecorder:
         elif exchange.outcome in (Outcome.UPSTREAM_ERROR, Outcome.PROXY_ERROR):
             m.UPSTREAM_ERRORS.labels(_reason(exchange)).inc()
 
-    def record_content(self, exchange: Exchange, *, judged_stream_failure: bool) -> None:
-        """Recorder side, once the exchange is folded. `judged_stream_failure`: the
-        fold turned a completed relay into an upstream error (the worker counted
-        it as completed)."""
+    def record_content(
+        self,
+        exchange: Exchange,
+        *,
+        judged_stream_failure: bool,
+        usage: Usage | None = None,
+        cost: PricedCost | None = None,
+        model: str | None = None,
+    ) -> None:
+        """Recorder side, once the exchange is folded and priced.
+        `judged_stream_failure`: the fold turned a completed relay into an upstream
+        error (the worker counted it as completed). `usage`, `cost` and `model`:
+        as the request's document has them (recording.priced)."""
         if judged_stream_failure:
             m.UPSTREAM_ERRORS.labels(_reason(exchange)).inc()
-        if endpoint_label(exchange.path) != "/v1/messages":
-            return
-        model = self._models(exchange.routed_model or exchange.model)
-        usage = usage_of(response_message(exchange))
         if usage is None:
             return
+        label = self._models(model)
         for kind, count in usage.by_type().items():
             if count:
-                m.TOKENS.labels(kind, model).inc(count)
-        if self.pricer is not None:
-            cost = self.pricer(exchange.routed_model or exchange.model, usage)
-            if cost is None:
-                m.UNPRICED.labels(model).inc()
-            elif cost > 0:
-                m.COST.labels(model).inc(cost)
+                m.TOKENS.labels(kind, label).inc(count)
+        if cost is None:
+            return
+        if cost.unpriced:
+            m.UNPRICED.labels(label).inc()
+            return
+        if cost.incomplete:
+            m.COST_INCOMPLETE.labels(label).inc()
+        if cost.usd:
+            m.COST.labels(label).inc(cost.usd)
 
 
 def _reason(exchange: Exchange) -> str:

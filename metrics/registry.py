@@ -60,9 +60,19 @@ TOKENS = Counter(
     "Tokens by type (input, output, cache_write_5m, cache_write_1h, cache_read) and model",
     ["type", "model"],
 )
-COST = Counter(f"{PREFIX}_cost_usd_total", "Cost in USD of priced requests", ["model"])
+COST = Counter(
+    f"{PREFIX}_cost_usd_total",
+    "Cost in USD of priced requests (Batch API results at the batch rate)",
+    ["model"],
+)
 UNPRICED = Counter(
     f"{PREFIX}_unpriced_requests_total", "Requests whose model has no price", ["model"]
+)
+COST_INCOMPLETE = Counter(
+    f"{PREFIX}_cost_incomplete_total",
+    "Priced requests whose cost is a lower bound (a modifier or an attempt's model "
+    "without a price, a clipped batch download)",
+    ["model"],
 )
 UPSTREAM_ERRORS = Counter(
     f"{PREFIX}_upstream_errors_total",

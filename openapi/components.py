@@ -131,6 +131,11 @@ class ConversationSearchResults:
 @openapi.component
 @dataclass
 class AnthropicUsage:
+    """The upstream's usage object, every field kept as sent (`service_tier`,
+    `speed`, `inference_geo`, `iterations`, `output_tokens_details`,
+    `server_tool_use`, ... and any future one); the four counters are always
+    present as integers."""
+
     input_tokens: int
     output_tokens: int
     cache_creation_input_tokens: int
@@ -142,8 +147,13 @@ class AnthropicUsage:
 @dataclass
 class ContentBlock:
     """A message content block as sent or returned (`text`, `thinking`, `tool_use`,
-    `tool_result`, `image`, ...), without cache markers, signatures or media bytes;
-    `truncated` gives the original length of a clipped string."""
+    `tool_result`, `image`, `compaction`, `fallback`, ...), without cache markers,
+    signatures, encrypted content or media bytes; `truncated` gives the original
+    length of a clipped string. `content` is a tool result's blocks, or a
+    compaction's summary (a string; null when the compaction failed). Thinking the
+    API returned empty (`display: "omitted"`) is `{"type": "thinking", "hidden":
+    true, "tokens"}` (tokens: the reply's thinking tokens when it is the reply's only
+    thinking block, else null). A `fallback` block keeps `from`, `to` and `trigger`."""
 
     type: str
     text: str | None = None
@@ -152,18 +162,25 @@ class ContentBlock:
     name: str | None = None
     input: dict[str, Any] | None = None
     tool_use_id: str | None = None
-    content: list[dict[str, Any]] | None = None
+    content: Any = None
     is_error: bool | None = None
     truncated: int | None = None
+    hidden: bool | None = None
+    tokens: int | None = None
 
 
 @openapi.component
 @dataclass
 class ConversationTurn:
-    """A message (user or assistant, with its content blocks), an `error`, a `gap`,
-    or a boundary (`compaction`, `new_history`). Assistant turns carry the usage,
-    cost and timings of the request that produced them, and the subagents spawned
-    by their tool calls (`SubagentThread`, whose turns are ConversationTurns)."""
+    """A message (user or assistant, with its content blocks), a `system` turn (a
+    mid-conversation `role: "system"` message), an `error`, a `gap`, or a boundary:
+    `compaction` (`source`: `server` where the API restarted the history at a
+    compaction block, which the next turn holds; `client` where Claude Code
+    restarted it from its own summary) or `new_history`. Assistant turns carry the
+    usage, cost and timings of the request that produced them, `model` (requested),
+    `servedModel`, `fallbacks` (each switch: `{"from", "to", "trigger"}`) and
+    `thinkingTokens`, and the subagents spawned by their tool calls (`SubagentThread`,
+    whose turns are ConversationTurns)."""
 
     type: str
     requestId: str | None = None
@@ -172,8 +189,12 @@ class ConversationTurn:
     segment: int | None = None
     role: str | None = None
     content: list[ContentBlock] | None = None
-    source: str | None = None  # request | response | history (filled from a body)
+    # request | response | history (filled from a body); server | client (compaction)
+    source: str | None = None
     model: str | None = None
+    servedModel: str | None = None  # the model that finished the reply
+    fallbacks: list[dict[str, Any]] | None = None
+    thinkingTokens: int | None = None  # usage.output_tokens_details.thinking_tokens
     statusCode: int | None = None
     stopReason: str | None = None
     usage: AnthropicUsage | None = None
@@ -188,7 +209,25 @@ class ConversationTurn:
 
 @openapi.component
 @dataclass
+class SubagentTotals:
+    requestCount: int
+    inputTokens: int
+    outputTokens: int
+    cacheCreationTokens: int
+    cacheReadTokens: int
+    totalTokens: int
+    cost: float  # USD, priced requests only
+    unpricedRequests: int
+    errorCount: int
+
+
+@openapi.component
+@dataclass
 class SubagentThread:
+    """A subagent's thread (`X-Claude-Code-Agent-Id`), nested under the turn whose
+    Task/Agent call spawned it; one started by another subagent
+    (`X-Claude-Code-Parent-Agent-Id`) nests in that one's thread, at any depth."""
+
     agentId: str
     parentAgentId: str | None
     requestCount: int
@@ -197,6 +236,10 @@ class SubagentThread:
     prompt: str | None
     toolUseId: str | None  # the tool call that spawned it
     turns: list[dict[str, Any]]
+    totals: SubagentTotals  # its own requests
+    subtreeTotals: SubagentTotals  # its own and those of every subagent below it
+    # Started by it, but no spawning call of its was found for them.
+    subagents: list[dict[str, Any]] | None = None
 
 
 @openapi.component

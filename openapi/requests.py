@@ -15,8 +15,18 @@ from openapi.components import AnthropicUsage
 @openapi.component
 @dataclass
 class RequestCost:
+    """USD at list price with the modifiers applied (batch, fast mode, US-only
+    inference; a server-side fallback's attempts each at the model that served it).
+    `incomplete`: a lower bound, `notes` say what could not be priced."""
+
     usd: float | None
     breakdown: dict[str, float] | None = None  # input, output, cacheWrite5m/1h, cacheRead
+    pricedAs: str | None = None  # the price-table id used
+    tier: str | None = None  # a prompt-size tier, e.g. "prompt<=100000"
+    modifiers: dict[str, float] | None = None  # e.g. {"batch": 0.5, "inferenceGeo": 1.1}
+    incomplete: bool | None = None
+    notes: list[str] | None = None
+    iterations: list[dict[str, Any]] | None = None  # per attempt: type, model, usd, ...
 
 
 @openapi.component
@@ -91,6 +101,7 @@ class RequestSummary:
     model: str | None = None
     originalModel: str | None = None
     routedModel: str | None = None
+    servedModel: str | None = None  # the response's `model` (after a server-side fallback)
     statusCode: int | None = None
     responseTime: int | None = None  # ms
     timeToFirstByte: int | None = None  # ms
@@ -98,6 +109,7 @@ class RequestSummary:
     tokens: int | None = None
     cost: RequestCost | None = None
     unpriced: bool | None = None
+    costIncomplete: bool | None = None
     conversationHash: str | None = None
     sessionId: str | None = None
     organizationId: str | None = None
@@ -125,6 +137,7 @@ class RequestLog(RequestSummary):
     request: RequestPart | None = None
     response: ResponseLog | None = None
     conversation: dict[str, Any] | None = None
+    batch: dict[str, Any] | None = None  # a Message Batches results download, priced per line
 
 
 @openapi.component

@@ -1,10 +1,16 @@
-"""Response schemas of the stats API (`/api/stats*`), named like the seed's."""
+"""Response schemas of the stats API (`/api/stats*`), named like the seed's.
+
+Token totals and epoch-millisecond times pass 2^31 (a month of Claude Code
+traffic does): they are declared `format: int64`, not sanic-ext's default int32.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from sanic_ext import openapi
+from sanic_ext.extensions.openapi.builders import SpecificationBuilder
 
 
 @dataclass
@@ -16,8 +22,10 @@ class TokenSplit:
     cache_creation_5m_tokens: int
     cache_creation_1h_tokens: int
     cache_read_tokens: int
+    thinking_tokens: int  # part of output_tokens, not added to tokens
     cost_usd: float
     unpriced_requests: int
+    cost_incomplete_requests: int  # priced, but the cost is a lower bound
     requests: int
     errors: int
     status_1xx: int
@@ -37,8 +45,10 @@ class ModelUsage:
     cache_tokens: int
     cache_creation_tokens: int
     cache_read_tokens: int
+    thinking_tokens: int
     tokens: int
     cost_usd: float
+    cost_incomplete_requests: int
     errors: int
 
 
@@ -57,10 +67,12 @@ class UsageStats:
     total_cache_tokens: int
     total_cache_creation_tokens: int
     total_cache_read_tokens: int
+    total_thinking_tokens: int
     total_tokens: int
     total_cost_usd: float
     total_errors: int
     unpriced_requests: int
+    cost_incomplete_requests: int
     requests_by_model: dict[str, ModelUsage]
     models: list[ModelUsageRow]
     start_date: str
@@ -173,3 +185,47 @@ class RateLimitBucket:
 class RateLimitStatsResponse:
     latest: list[RateLimitLatest]
     buckets: list[RateLimitBucket]
+
+
+# Integer fields that can pass 2^31: token totals and epoch milliseconds.
+_INT64_SUFFIXES = ("tokens", "Tokens")
+_INT64_NAMES = frozenset({"ts"})
+
+
+def int64_fields(cls: type) -> list[str]:
+    hints = {f.name: f.type for f in fields(cls)}
+    return [
+        name
+        for name, hint in hints.items()
+        if hint in ("int", int) and (name.endswith(_INT64_SUFFIXES) or name in _INT64_NAMES)
+    ]
+
+
+def _widen_to_int64() -> None:
+    """sanic-ext types every `int` int32 and ignores a field's own `format`; the
+    registered component schemas are corrected in place (the same objects every
+    spec route serialises)."""
+    schemas: dict[str, Any] = SpecificationBuilder()._components["schemas"]
+    for cls in (
+        UsageStats,
+        ModelUsage,
+        ModelUsageRow,
+        DailyStat,
+        HourlyStat,
+        ModelStat,
+        HourlyStatsResponse,
+        RateLimitLatest,
+        RateLimitBucket,
+    ):
+        schema = schemas.get(cls.__name__)
+        if schema is None:
+            continue
+        properties = getattr(schema, "_fields", schema).get("properties", {})
+        for name in int64_fields(cls):
+            prop = properties.get(name)
+            values = getattr(prop, "_fields", prop)
+            if isinstance(values, dict) and values.get("type") == "integer":
+                values["format"] = "int64"
+
+
+_widen_to_int64()

@@ -19,7 +19,7 @@ from typing import IO
 from metrics.recorder import MetricsRecorder
 from metrics.registry import multiprocess_dir
 from recording.checkpoint import Checkpoint
-from recording.documents import build_record_document
+from recording.documents import build_record_document, metrics_sink
 from recording.journal import JournalReader, Record
 from recording.paths import RecorderPaths
 from recording.quarantine import Quarantine
@@ -28,8 +28,7 @@ from recording.store import RecordStore
 from runtime.settings import Settings
 from storage.embedded import published
 from storage.mongo import IndexKeeper, connect
-from storage.pricing import PriceTable
-from streaming.exchange import Exchange
+from storage.pricing import PriceTable, PricingError
 
 logger = logging.getLogger("proxy.recorder")
 
@@ -37,7 +36,7 @@ logger = logging.getLogger("proxy.recorder")
 PARENT_CHECK_EVERY = 1.0
 
 
-async def serve(settings: Settings, uri: str) -> int:
+async def serve(settings: Settings, uri: str, prices: PriceTable) -> int:
     paths = RecorderPaths(settings.data_dir)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -49,11 +48,8 @@ async def serve(settings: Settings, uri: str) -> int:
         watch_parent(os.getppid(), stopping), name="recorder-parent-watch"
     )
 
-    prices = PriceTable.load()
-    metrics = MetricsRecorder(pricer=prices.cost)
-
-    def on_folded(exchange: Exchange, judged: bool) -> None:
-        metrics.record_content(exchange, judged_stream_failure=judged)
+    # Tokens and cost are counted from the usage and Cost each document stores.
+    on_folded = metrics_sink(MetricsRecorder())
 
     def build(record: Record) -> dict:
         return build_record_document(record, prices, on_folded)
@@ -144,7 +140,12 @@ def main() -> int:
         logger.error("no MONGODB_URI and no embedded database: nothing to record into")
         return 2
     try:
-        return asyncio.run(serve(settings, uri))
+        prices = PriceTable.load()
+    except PricingError as exc:  # the proxy refuses it at start-up too; say it once, clearly
+        logger.error("configuration error: %s", exc)
+        return 2
+    try:
+        return asyncio.run(serve(settings, uri, prices))
     finally:
         if multiprocess_dir():
             from prometheus_client.multiprocess import mark_process_dead

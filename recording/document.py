@@ -16,36 +16,39 @@ import re
 from typing import Any
 
 from conversations.fields import conversation_fields
+from recording.priced import Priced, price_exchange
 from storage.pricing import PriceTable
 from storage.ratelimits import parse_rate_limits
 from streaming.credentials import fingerprint, sanitize_headers
 from streaming.exchange import Exchange
 from streaming.headers import get_header
 from streaming.observer import decoded_body
-from streaming.usage import Usage, response_message, usage_of
+from streaming.usage import response_message
 
 SCHEMA_VERSION = 1
 SESSION_HEADER = "x-claude-code-session-id"
 _LEGACY_SESSION = re.compile(r"_session_([0-9a-fA-F-]{36})$")
 
 
-def build_document(exchange: Exchange, prices: PriceTable) -> dict[str, Any]:
+def build_document(
+    exchange: Exchange, prices: PriceTable, priced: Priced | None = None
+) -> dict[str, Any]:
+    """`priced`: the exchange's usage and cost when the caller already computed them
+    (the recorder shares them with the metrics)."""
     body = exchange.request_json or {}
     req_headers = exchange.request_headers
     resp_headers = exchange.response_headers
     organization = get_header(resp_headers, "anthropic-organization-id")
     message = response_message(exchange)
-    usage = usage_of(message) if exchange.status and exchange.status < 400 else None
-    model = exchange.routed_model or exchange.model
-    price = prices.price(model)
-    cost = price.cost(usage) if price and usage else (0.0 if price else None)
+    priced = priced or price_exchange(exchange, prices)
     rate_limit = parse_rate_limits(resp_headers, organization)
 
     document: dict[str, Any] = {
         **_identity(exchange),
-        "model": model,
+        "model": priced.model,
         "originalModel": exchange.model,
-        "routedModel": model,
+        "routedModel": exchange.routed_model or exchange.model,
+        "servedModel": priced.served_model,
         "provider": exchange.provider,
         "routeRule": exchange.route_rule,
         "userAgent": get_header(req_headers, "user-agent"),
@@ -64,10 +67,11 @@ def build_document(exchange: Exchange, prices: PriceTable) -> dict[str, Any]:
         "responseTime": _ms(exchange.duration_ms),
         "timeToFirstByte": _ms(exchange.ttfb_ms),
         "stopReason": message.get("stop_reason") if message else None,
-        "usage": usage_document(usage),
-        "tokens": usage.total if usage else 0,
-        "cost": {"usd": cost, "breakdown": price.breakdown(usage)} if price and usage else None,
-        "unpriced": price is None and usage is not None,
+        "usage": priced.usage,
+        "tokens": priced.counts.total if priced.counts else 0,
+        "cost": priced.cost_document(),
+        "unpriced": priced.unpriced,
+        "costIncomplete": priced.incomplete,
         "outcome": exchange.outcome.value if exchange.outcome else None,
         "errorReason": exchange.error_reason,
         "request": {
@@ -93,8 +97,8 @@ def build_document(exchange: Exchange, prices: PriceTable) -> dict[str, Any]:
             "observerError": exchange.observer_error,
         },
     }
-    if usage is None:
-        document["cost"] = None
+    if priced.batch is not None:
+        document["batch"] = priced.batch
     document["conversation"] = conversation_fields(
         exchange, body, message, document["sessionId"], document["conversationHash"]
     )
@@ -147,21 +151,6 @@ def _stored_headers(exchange: Exchange, headers: list[tuple[str, str]]) -> list[
     return sanitize_headers(headers)
 
 
-def usage_document(usage: Usage | None) -> dict[str, int] | None:
-    if usage is None:
-        return None
-    return {
-        "input_tokens": usage.input,
-        "output_tokens": usage.output,
-        "cache_creation_input_tokens": usage.cache_write,
-        "cache_creation": {
-            "ephemeral_5m_input_tokens": usage.cache_write_5m,
-            "ephemeral_1h_input_tokens": usage.cache_write_1h,
-        },
-        "cache_read_input_tokens": usage.cache_read,
-    }
-
-
 def client_key(headers: list[tuple[str, str]]) -> str | None:
     key = get_header(headers, "x-api-key")
     if key:
@@ -192,7 +181,9 @@ def session_id(headers: list[tuple[str, str]], body: dict[str, Any]) -> str | No
 
 def conversation_hash(body: dict[str, Any]) -> str | None:
     """Groups requests of one conversation when no session id exists: the hash of the
-    first user message, whitespace-normalised."""
+    first user message with text, whitespace-normalised. `role: "system"` messages
+    (mid-conversation system prompts, which a client can add or change as the
+    conversation goes on) never count."""
     messages = body.get("messages")
     if not isinstance(messages, list):
         return None

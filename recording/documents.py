@@ -2,9 +2,10 @@
 
 The worker handed off the raw bytes; here the response is decoded and, for a
 stream, folded into the message it amounts to (streaming.observer), the stream's
-own verdict is judged (an `event: error`, a missing `message_stop`), and the
-document is built (recording.document). A record that cannot be built still
-becomes a document, in its minimal form.
+own verdict is judged (an `event: error`, a missing `message_stop`), its usage
+and cost are computed once (recording.priced) for the document and the metrics,
+and the document is built (recording.document). A record that cannot be built
+still becomes a document, in its minimal form.
 """
 
 from __future__ import annotations
@@ -13,18 +14,36 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from metrics.recorder import MetricsRecorder
 from recording.document import build_document, minimal_document
 from recording.handoff import decode_exchange
 from recording.journal import Record
+from recording.priced import Priced, price_exchange
 from storage.pricing import PriceTable
 from streaming.exchange import Exchange
 from streaming.observer import SSEObserver
 
 logger = logging.getLogger("proxy.recorder")
 
-# Called with each exchange once folded, and whether the fold turned it into a
-# failure (the metrics' content half).
-OnFolded = Callable[[Exchange, bool], None]
+# Called with each exchange once folded and priced: whether the fold turned it
+# into a failure, and its usage and cost exactly as its document stores them
+# (None if pricing itself failed): the metrics' content half.
+OnFolded = Callable[[Exchange, bool, Priced | None], None]
+
+
+def metrics_sink(metrics: MetricsRecorder) -> OnFolded:
+    """The metrics' content half, fed the usage and cost the document stores."""
+
+    def on_folded(exchange: Exchange, judged: bool, priced: Priced | None) -> None:
+        metrics.record_content(
+            exchange,
+            judged_stream_failure=judged,
+            usage=priced.counts if priced else None,
+            cost=priced.cost if priced else None,
+            model=priced.model if priced else None,
+        )
+
+    return on_folded
 
 
 def fold(exchange: Exchange) -> bool:
@@ -50,12 +69,12 @@ def build_record_document(
         exchange.request_id = f"{record.owner}-{record.start.segment}-{record.start.offset}"
     try:
         judged = fold(exchange)
-        if on_folded is not None:
-            try:
-                on_folded(exchange, judged)
-            except Exception:  # metrics must never cost the record
-                logger.exception("metrics failed for %s", exchange.request_id)
-        document = build_document(exchange, prices)
+        priced: Priced | None = None
+        try:
+            priced = price_exchange(exchange, prices)
+            document = build_document(exchange, prices, priced)
+        finally:
+            _notify(on_folded, exchange, judged, priced)
     except Exception as exc:  # one odd record must not cost its batch
         logger.exception("request record %s built in its minimal form", exchange.request_id)
         document = minimal_document(exchange, exc)
@@ -63,3 +82,14 @@ def build_record_document(
         if meta.get(name):
             document[name] = meta[name]
     return document
+
+
+def _notify(
+    on_folded: OnFolded | None, exchange: Exchange, judged: bool, priced: Priced | None
+) -> None:
+    if on_folded is None:
+        return
+    try:
+        on_folded(exchange, judged, priced)
+    except Exception:  # metrics must never cost the record
+        logger.exception("metrics failed for %s", exchange.request_id)

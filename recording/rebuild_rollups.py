@@ -55,6 +55,7 @@ FIELDS: dict[str, int] = {
     "tokens": 1,
     "cost.usd": 1,
     "unpriced": 1,
+    "costIncomplete": 1,
     "responseTime": 1,
     "timeToFirstByte": 1,
     "response.rateLimit": 1,

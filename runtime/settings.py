@@ -38,6 +38,9 @@ class Settings:
     upstream_connect_timeout: float = 10.0
     # Longest silence allowed inside a response body (between two chunks).
     upstream_read_idle_timeout: float = 600.0
+    # The whole of a `GET /v1/models` forward (connect, headers, body): Claude Code's
+    # model discovery gives up after 3 s.
+    models_discovery_timeout: float = 2.5
 
     # Client side
     request_max_bytes: int = 32 * MIB
@@ -212,6 +215,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "response_header_timeout": _positive_float,
     "upstream_connect_timeout": _positive_float,
     "upstream_read_idle_timeout": _positive_float,
+    "models_discovery_timeout": _positive_float,
     "request_max_bytes": _positive_int,
     "request_read_timeout": _positive_float,
     "keep_alive_timeout": _positive_float,

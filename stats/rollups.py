@@ -73,9 +73,11 @@ COUNTERS: tuple[str, ...] = (
     "cacheWrite5m",
     "cacheWrite1h",
     "cacheRead",
+    "thinking",
     "tokens",
     "costUsd",
     "unpriced",
+    "costIncomplete",
     "rtSum",
     "rtCount",
     "ttfbSum",
@@ -187,22 +189,44 @@ def is_error(document: dict[str, Any]) -> bool:
     return not isinstance(status, int) or status >= 400 or document.get("outcome") != "completed"
 
 
+_MAX_COUNT = 2**63 - 1
+
+
+def _count(value: object) -> int:
+    # Documents store non-negative int counters BSON can hold; anything else (an
+    # older or a hand-edited document) must not break an `$inc`.
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= _MAX_COUNT:
+        return value
+    return 0
+
+
+def thinking_tokens(usage: dict[str, Any]) -> int:
+    """`output_tokens_details.thinking_tokens`: a part of `output`, never added to
+    `tokens`."""
+    details = usage.get("output_tokens_details")
+    return _count(details.get("thinking_tokens")) if isinstance(details, dict) else 0
+
+
 def _counters(document: dict[str, Any]) -> dict[str, float]:
-    usage = document.get("usage") or {}
-    creation = usage.get("cache_creation") or {}
+    usage = document.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    creation = usage.get("cache_creation")
+    creation = creation if isinstance(creation, dict) else {}
     cost = (document.get("cost") or {}).get("usd")
     inc: dict[str, float] = {
         "requests": 1,
         "errors": int(is_error(document)),
-        "input": usage.get("input_tokens", 0),
-        "output": usage.get("output_tokens", 0),
-        "cacheWrite": usage.get("cache_creation_input_tokens", 0),
-        "cacheWrite5m": creation.get("ephemeral_5m_input_tokens", 0),
-        "cacheWrite1h": creation.get("ephemeral_1h_input_tokens", 0),
-        "cacheRead": usage.get("cache_read_input_tokens", 0),
-        "tokens": document.get("tokens") or 0,
-        "costUsd": cost or 0.0,
+        "input": _count(usage.get("input_tokens")),
+        "output": _count(usage.get("output_tokens")),
+        "cacheWrite": _count(usage.get("cache_creation_input_tokens")),
+        "cacheWrite5m": _count(creation.get("ephemeral_5m_input_tokens")),
+        "cacheWrite1h": _count(creation.get("ephemeral_1h_input_tokens")),
+        "cacheRead": _count(usage.get("cache_read_input_tokens")),
+        "thinking": thinking_tokens(usage),
+        "tokens": _count(document.get("tokens")),
+        "costUsd": cost if isinstance(cost, int | float) and not isinstance(cost, bool) else 0.0,
         "unpriced": int(bool(document.get("unpriced"))),
+        "costIncomplete": int(bool(document.get("costIncomplete"))),
         f"status.{status_class(document.get('statusCode'))}": 1,
     }
     for name, value in (

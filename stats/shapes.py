@@ -2,6 +2,8 @@
 
 Every row carries the token split, cost, requests and errors; time rows also
 carry `ts` (bucket start, epoch ms) for Grafana's Infinity data source.
+`thinking_tokens` is the part of `output_tokens` spent thinking
+(`usage.output_tokens_details.thinking_tokens`), never added to `tokens`.
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ def split(sums: dict[str, Any]) -> dict[str, Any]:
         "cache_creation_5m_tokens": int(sums.get("cacheWrite5m") or 0),
         "cache_creation_1h_tokens": int(sums.get("cacheWrite1h") or 0),
         "cache_read_tokens": int(sums.get("cacheRead") or 0),
+        "thinking_tokens": int(sums.get("thinking") or 0),
         "cost_usd": round(float(sums.get("costUsd") or 0), 9),
         "unpriced_requests": int(sums.get("unpriced") or 0),
+        "cost_incomplete_requests": int(sums.get("costIncomplete") or 0),
         "requests": int(sums.get("requests") or 0),
         "errors": int(sums.get("errors") or 0),
         **{f"status_{s}": int(sums.get(f"status_{s}") or 0) for s in STATUS_CLASSES},
@@ -115,20 +119,32 @@ def seed_model_entry(row: dict[str, Any]) -> dict[str, Any]:
         "cache_tokens": fields["cache_creation_tokens"] + fields["cache_read_tokens"],
         "cache_creation_tokens": fields["cache_creation_tokens"],
         "cache_read_tokens": fields["cache_read_tokens"],
+        "thinking_tokens": fields["thinking_tokens"],
         "tokens": fields["tokens"],
         "cost_usd": fields["cost_usd"],
+        "cost_incomplete_requests": fields["cost_incomplete_requests"],
         "errors": fields["errors"],
     }
 
 
+# Request counts beside the cost, named as in every other row (not `total_…`).
+_REQUEST_COUNTS = ("unpriced_requests", "cost_incomplete_requests")
+
+
 def usage_totals(sums: dict[str, Any]) -> dict[str, Any]:
-    """The seed's `UsageStats` totals: each per-model field as `total_<field>`."""
+    """The seed's `UsageStats` totals: each per-model token and cost field as
+    `total_<field>`, and the unpriced and incomplete-cost request counts."""
     entry = seed_model_entry(sums)
-    totals = {f"total_{k}": v for k, v in entry.items() if k != "request_count"}
+    totals = {
+        f"total_{k}": v
+        for k, v in entry.items()
+        if k != "request_count" and k not in _REQUEST_COUNTS
+    }
+    fields = split(sums)
     return {
         "total_requests": entry["request_count"],
         **totals,
-        "unpriced_requests": split(sums)["unpriced_requests"],
+        **{name: fields[name] for name in _REQUEST_COUNTS},
     }
 
 

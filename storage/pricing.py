@@ -1,92 +1,105 @@
-"""Cost in USD from a shipped, overridable price table.
+"""Cost in USD from a shipped, overridable, sourced price table.
 
 cost = input·p_in + cache_write_5m·w5 + cache_write_1h·w1h + cache_read·r + output·p_out,
-where `input_tokens` excludes cache tokens. A model the table does not know is
-*unpriced* (cost None), never $0: a silent zero is the classic gateway cost bug.
+where `input_tokens` excludes cache tokens, times the request's modifiers
+(storage/pricing_cost.py says how they combine). A model the table does not
+know is *unpriced* (cost None), never $0: a silent zero is the classic gateway
+cost bug. Model ids match a table id or alias exactly after normalisation
+(`canonical_model`), never by prefix: `claude-opus-5-5` is not `claude-opus-5`.
+
+Modules: pricing_rates (rates, id normal form), pricing_file (reading and
+validating the YAML), pricing_cost (the engine), this one (the table).
 """
 
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-import yaml
-
+from storage.pricing_cost import Cost, compute
+from storage.pricing_file import PricingError, TableSpec, read_table
+from storage.pricing_rates import ModelRates, Modifiers, Price, Tier, canonical_model
 from streaming.usage import Usage
 
+__all__ = [
+    "DEFAULT_TABLE",
+    "Cost",
+    "ModelRates",
+    "Modifiers",
+    "Price",
+    "PriceTable",
+    "PricingError",
+    "Tier",
+    "canonical_model",
+]
+
 DEFAULT_TABLE = Path(__file__).with_name("pricing.yaml")
-_DATE_SUFFIX = re.compile(r"[-@](\d{8}|latest)$")
-_VERSION_SUFFIX = re.compile(r"-v\d+(:\d+)?$")  # Bedrock's -v1:0
-_PROVIDER_PREFIX = re.compile(r"^(anthropic/|(us|eu|apac|global)\.anthropic\.|anthropic\.)")
-_CONTEXT_SUFFIX = re.compile(r"\[[^\[\]]*\]$")  # claude-sonnet-4-5[1m]
-
-
-@dataclass(frozen=True, slots=True)
-class Price:
-    input: float
-    output: float
-    cache_write_5m: float
-    cache_write_1h: float
-    cache_read: float
-
-    def cost(self, usage: Usage) -> float:
-        total = (
-            usage.input * self.input
-            + usage.output * self.output
-            + usage.cache_write_5m * self.cache_write_5m
-            + usage.cache_write_1h * self.cache_write_1h
-            + usage.cache_read * self.cache_read
-        )
-        return total / 1_000_000
-
-    def breakdown(self, usage: Usage) -> dict[str, float]:
-        return {
-            "input": usage.input * self.input / 1e6,
-            "output": usage.output * self.output / 1e6,
-            "cacheWrite5m": usage.cache_write_5m * self.cache_write_5m / 1e6,
-            "cacheWrite1h": usage.cache_write_1h * self.cache_write_1h / 1e6,
-            "cacheRead": usage.cache_read * self.cache_read / 1e6,
-        }
 
 
 class PriceTable:
-    def __init__(self, families: dict[str, Price]) -> None:
-        # Longest prefix first, so claude-opus-4-5 wins over claude-opus-4.
-        self._families = sorted(families.items(), key=lambda kv: -len(kv[0]))
+    def __init__(
+        self,
+        models: Mapping[str, ModelRates],
+        aliases: Mapping[str, str] | None = None,
+        modifiers: Modifiers | None = None,
+        *,
+        checked: str | None = None,
+        sources: Mapping[str, str] | None = None,
+    ) -> None:
+        self.models = dict(models)
+        self.modifiers = modifiers or Modifiers()
+        self.checked = checked
+        self.sources = dict(sources or {})
+        self._index = {table_id: table_id for table_id in self.models}
+        for alias, table_id in (aliases or {}).items():
+            if table_id in self.models:
+                self._index[alias] = table_id
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> PriceTable:
-        path = path or os.environ.get("PRICING_FILE") or DEFAULT_TABLE
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        families: dict[str, Price] = {}
-        for name, entry in (data.get("families") or {}).items():
-            p_in, p_out = float(entry["input"]), float(entry["output"])
-            families[str(name)] = Price(
-                input=p_in,
-                output=p_out,
-                cache_write_5m=float(entry.get("cache_write_5m", p_in * 1.25)),
-                cache_write_1h=float(entry.get("cache_write_1h", p_in * 2)),
-                cache_read=float(entry.get("cache_read", p_in * 0.1)),
-            )
-        return cls(families)
+        """PRICING_FILE, else the shipped table. Raises PricingError (`path:line: reason`)."""
+        spec: TableSpec = read_table(Path(path or os.environ.get("PRICING_FILE") or DEFAULT_TABLE))
+        return cls(
+            spec.models,
+            spec.index,
+            spec.modifiers,
+            checked=spec.checked,
+            sources=spec.sources,
+        )
+
+    def resolve(self, model: str | None) -> str | None:
+        """The table id `model` is priced as, or None."""
+        name = canonical_model(model)
+        return self._index.get(name) if name else None
+
+    def rates(self, model: str | None) -> ModelRates | None:
+        table_id = self.resolve(model)
+        return self.models[table_id] if table_id else None
+
+    def cost_of(
+        self,
+        model: str | None,
+        usage: Mapping[str, Any] | None,
+        *,
+        served_model: str | None = None,
+        batch: bool = False,
+    ) -> Cost | None:
+        """The cost of one response from its raw `usage` object (None when usage is None).
+        Priced at `served_model` (the response's `model`) when given, else at `model`."""
+        return compute(
+            self.rates, self.modifiers, model, usage, served_model=served_model, batch=batch
+        )
+
+    # Thin wrappers kept for the callers written before cost_of.
 
     def family(self, model: str | None) -> str | None:
-        if not model:
-            return None
-        name = _CONTEXT_SUFFIX.sub("", model.strip().lower())
-        name = _PROVIDER_PREFIX.sub("", name)
-        name = _VERSION_SUFFIX.sub("", name)
-        name = _DATE_SUFFIX.sub("", name)
-        for family, _ in self._families:
-            if name == family or name.startswith(family + "-") or name.startswith(family + "."):
-                return family
-        return None
+        return self.resolve(model)
 
     def price(self, model: str | None) -> Price | None:
-        family = self.family(model)
-        return dict(self._families).get(family) if family else None
+        rates = self.rates(model)
+        return rates.price if rates else None
 
     def cost(self, model: str | None, usage: Usage) -> float | None:
         price = self.price(model)

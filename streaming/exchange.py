@@ -29,8 +29,13 @@ class Exchange:
     query: str
     request_headers: list[tuple[str, str]]
     request_body: bytes
-    # The body parsed as JSON, when it is a JSON object (messages, count_tokens).
+    # The body parsed as JSON, when it is a JSON object (messages, count_tokens). In
+    # the worker only its small top-level members (model, stream, metadata, ...):
+    # the whole body is parsed by the recorder (see forwarding/inspect.py).
     request_json: dict[str, Any] | None = None
+    # Where the body's top-level members are (control.jsonbytes.ObjectLayout), so
+    # that routing and demotion edit a large body without scanning it again.
+    request_layout: Any = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     _t0: float = field(default_factory=time.perf_counter)

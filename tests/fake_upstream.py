@@ -20,6 +20,14 @@ proxy forwards like any other header):
                         /v1/files/{id}/content), chunked without Content-Length,
                         made 64 KiB at a time as the client reads (never held
                         whole); the exact bytes are `big_chunks(BYTES)`
+    models:IDS[:more]   a models page listing the comma-separated IDS, exactly
+                        `models_page(IDS)` (gzip as for json:); `:more` sets has_more
+    models-padded:BYTES a valid models page of at least BYTES, with Content-Length
+    slow-body:SECS      the models page's headers at once, half its body, SECS of
+                        silence, then the rest
+    redirect:CODE       status CODE with `location: /v1/models` on this same server
+    script:KEY          the answer a test registered with `script(KEY, ...)`: its
+                        status, headers and body; an SSE body is sent event by event
 
 `x-fake-delay-ms` spaces the replayed events. Without `x-fake`, /v1/messages
 answers text_basic (SSE if the body asks to stream), count_tokens and models
@@ -35,9 +43,10 @@ import asyncio
 import base64
 import gzip
 import json
+import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,6 +154,26 @@ def big_chunks(total: int) -> Iterator[bytes]:
         index += 1
 
 
+def models_page(ids: list[str], *, has_more: bool = False, pad: int = 0) -> bytes:
+    """A models page (the List Models shape); `pad` lengthens the first display_name."""
+    data = [
+        {
+            "type": "model",
+            "id": model,
+            "display_name": model + " " * (pad if i == 0 else 0),
+            "created_at": "2025-09-29T00:00:00Z",
+        }
+        for i, model in enumerate(ids)
+    ]
+    page = {
+        "data": data,
+        "has_more": has_more,
+        "first_id": ids[0] if ids else None,
+        "last_id": ids[-1] if ids else None,
+    }
+    return json.dumps(page, indent=1).encode()  # indented: re-serialising shows
+
+
 def headers_of(request: web.Request) -> list[tuple[str, str]]:
     """Headers exactly as they arrived: order, case and duplicates kept."""
     return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
@@ -158,6 +187,31 @@ class Received:
     body: bytes
 
 
+# A blank line ends an SSE event, in any of the three line-end spellings.
+_EVENT_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
+
+
+def sse_chunks(raw: bytes) -> list[bytes]:
+    """An SSE body cut after each event's blank line (joined, exactly `raw`), so a
+    script is written the way the API flushes it: one event at a time."""
+    cuts = [m.end() for m in _EVENT_END.finditer(raw)]
+    starts = [0, *cuts]
+    chunks = [raw[a:b] for a, b in zip(starts, cuts, strict=False)]
+    if starts[-1] < len(raw):
+        chunks.append(raw[starts[-1] :])
+    return chunks
+
+
+@dataclass(frozen=True)
+class Script:
+    """One scripted answer (`x-fake: script:KEY`)."""
+
+    status: int
+    headers: dict[str, str]
+    chunks: tuple[bytes, ...]  # written one by one, each flushed
+    sse: bool
+
+
 @dataclass
 class FakeUpstream:
     received: list[Received] = field(default_factory=list)
@@ -166,6 +220,9 @@ class FakeUpstream:
     finished: list[str] = field(default_factory=list)
     port: int = 0
     _counter: int = 0
+    # Answers registered by tests, by key (`x-fake: script:KEY`); never cleared by
+    # reset(), so a session-wide upstream keeps what each module registered.
+    scripts: dict[str, Script] = field(default_factory=dict)
 
     # ---- running -------------------------------------------------------------------
     def make_app(self) -> web.Application:
@@ -205,6 +262,27 @@ class FakeUpstream:
         self.received.clear()
         self.cancelled.clear()
         self.finished.clear()
+
+    def script(
+        self,
+        key: str,
+        status: int,
+        headers: dict[str, str],
+        body: bytes | Sequence[bytes],
+        *,
+        sse: bool,
+    ) -> str:
+        """Register the answer to `x-fake: script:KEY` (replacing any earlier one) and
+        return that header value. `headers` go on top of the usual `request-id` and
+        rate-limit headers (and, for SSE, the event-stream content type). A `bytes`
+        SSE body is written event by event; a sequence is written chunk by chunk as
+        given, so a test can choose awkward boundaries."""
+        if isinstance(body, bytes):
+            chunks = tuple(sse_chunks(body)) if sse else (body,)
+        else:
+            chunks = tuple(body)
+        self.scripts[key] = Script(status, dict(headers), chunks, sse)
+        return f"script:{key}"
 
     # ---- handling ------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -293,6 +371,19 @@ class FakeUpstream:
             return await self._replay(request, events, float(ms) / 1000)
         if kind == "big":
             return await self._big(request, int(arg))
+        if kind == "models":
+            ids, _, more = arg.partition(":")
+            page = models_page(ids.split(",") if ids else [], has_more=more == "more")
+            return self._json(request, page)
+        if kind == "models-padded":
+            return self._json(request, models_page(["claude-padded-1"], pad=int(arg)))
+        if kind == "slow-body":
+            return await self._slow_body(request, float(arg))
+        if kind == "redirect":
+            headers = self._headers({"location": "/v1/models"})
+            return web.Response(status=int(arg), headers=headers)
+        if kind == "script":
+            return await self._scripted(request, arg)
         raise web.HTTPBadRequest(text=f"unknown x-fake scenario {scenario!r}")
 
     async def _default(self, request: web.Request, body: bytes) -> web.StreamResponse:
@@ -384,6 +475,32 @@ class FakeUpstream:
         # write() waits while the transport's buffer is full, so a slow reader
         # slows the production down instead of piling chunks up here.
         for chunk in big_chunks(total):
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
+    async def _slow_body(self, request: web.Request, pause: float) -> web.StreamResponse:
+        body = models_page(["claude-sonnet-4-5-20250929"])
+        response = web.StreamResponse(headers=self._headers({"content-type": "application/json"}))
+        response.content_length = len(body)
+        await response.prepare(request)
+        await response.write(body[: len(body) // 2])
+        await asyncio.sleep(pause)
+        await response.write(body[len(body) // 2 :])
+        await response.write_eof()
+        return response
+
+    async def _scripted(self, request: web.Request, key: str) -> web.StreamResponse:
+        script = self.scripts.get(key)
+        if script is None:
+            raise web.HTTPBadRequest(text=f"no script registered as {key!r}")
+        base = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
+        headers = self._headers({**(base if script.sse else {}), **script.headers})
+        response = web.StreamResponse(status=script.status, headers=headers)
+        if not script.sse:
+            response.content_length = sum(len(c) for c in script.chunks)
+        await response.prepare(request)
+        for chunk in script.chunks:
             await response.write(chunk)
         await response.write_eof()
         return response

@@ -23,6 +23,7 @@ from tests.fixtures import (
     message_bytes,
     stream_bytes,
 )
+from tests.streaming.accumulator_events import PROBLEMS_2026, STREAMS_2026, awkward_chunkings
 
 # ---------------------------------------------------------------------------------
 # promote_body_to_stream: generated bodies with hostile formatting
@@ -213,6 +214,58 @@ def test_complete_fixture_demotes_to_the_exact_non_streaming_body(name: str) -> 
     expected = message_bytes(name)
     for way, chunks in _chunkings(name).items():
         assert _fold(chunks) == (200, expected), way
+
+
+@pytest.mark.parametrize("name", STREAMS_2026)
+def test_2026_fixture_demotes_to_the_exact_non_streaming_body(name: str) -> None:
+    expected = message_bytes(name)
+    ways = {**_chunkings(name), **awkward_chunkings(stream_bytes(name))}
+    for way, chunks in ways.items():
+        assert _fold(chunks) == (200, expected), way
+
+
+def test_a_refusal_is_a_200_carrying_its_stop_details() -> None:
+    status, body = _fold([stream_bytes("refusal")])
+    message = json.loads(body)
+    assert status == 200 and message["stop_reason"] == "refusal"
+    assert message["stop_details"]["category"] == "cyber"
+
+
+def test_unfoldable_deltas_still_demote_and_stay_noted_for_the_log() -> None:
+    folder = StreamToMessage()
+    folder.feed(stream_bytes("unknown_types"))
+    assert folder.result() == (200, message_bytes("unknown_types"))
+    assert folder.snapshot.problems == PROBLEMS_2026["unknown_types"]
+
+
+@pytest.mark.parametrize(("kind", "status"), [("overloaded_error", 529), ("api_error", 500)])
+def test_error_after_a_fallback_switch_maps_to_its_status(kind: str, status: int) -> None:
+    raw = stream_bytes("fallback_switch")
+    cut = raw.index(b"event: ping")  # right after the fallback block, mid-message
+    error = {"type": "error", "error": {"type": kind, "message": "Überlastet"}}
+    # The error body comes back exactly as the upstream sent it.
+    assert _fold([raw[:cut], _sse(("error", error))]) == (status, json.dumps(error).encode())
+
+
+def test_demoted_json_keeps_non_ascii_and_the_apis_key_order() -> None:
+    _, body = _fold([stream_bytes("all_fields")])
+    assert "Résumé: ✓ all 212 tests pass — 日本語 too 👍".encode() in body
+    assert b"\\u" not in body  # no ASCII escaping anywhere
+    assert list(json.loads(body)) == [
+        "id",
+        "type",
+        "role",
+        "model",
+        "content",
+        "stop_reason",
+        "stop_sequence",
+        "stop_details",
+        "input_transformations",
+        "usage",
+        "diagnostics",
+        "context_management",
+        "container",
+    ]
 
 
 def test_every_block_type_is_covered_by_the_fixtures() -> None:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from control.jsonbytes import get_member, scan_object, set_member
+from control.jsonbytes import MAX_DEPTH, get_member, scan_object, set_member
 from control.routing import rewrite_model
 
 
@@ -111,9 +111,18 @@ def test_non_bytes_is_a_type_error() -> None:
 
 
 def test_deep_nesting_does_not_recurse() -> None:
-    depth = 100_000
+    depth = MAX_DEPTH  # the deepest accepted, scanned without recursion
     body = b'{"deep":' + b"[" * depth + b"]" * depth + b',"stream":false}'
     assert set_member(body, "stream", b"true").endswith(b'"stream":true}')
+
+
+@pytest.mark.parametrize("opener", [b"[", b'{"k":'])
+def test_nesting_deeper_than_the_limit_is_refused(opener: bytes) -> None:
+    closer = b"]" if opener == b"[" else b"}"
+    depth = 100_000
+    body = b'{"deep":' + opener * depth + b"1" + closer * depth + b',"stream":false}'
+    with pytest.raises(ValueError, match="nested too deeply"):
+        scan_object(body)
 
 
 def test_large_body_is_scanned_quickly() -> None:

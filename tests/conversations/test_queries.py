@@ -19,12 +19,13 @@ from storage.mongo import CONVERSATIONS, REQUESTS, ensure_conversation_indexes, 
 from tests.conversations.helpers import T0, documents_of
 from tests.fixtures.conversations import SESSIONS, exchanges, final_thread
 
+SESSION_21 = "7a1c9e4b-2f3d-4e8a-9b6c-0d5e7f1a2b3c"
 MAIN = "5d0c2f1a-7b9e-4c3d-8a61-2f4e9b7c1d03"
 LEGACY = "b7e41f09-2c5d-4a86-9e13-6f0a8d2c4b75"
 
 
 def _docs() -> list[dict[str, Any]]:
-    """The three sessions, an hour apart (main first, the SDK conversation last)."""
+    """The recorded sessions, an hour apart (main first, the Claude Code 2.1 one last)."""
     out: list[dict[str, Any]] = []
     for hour, name in enumerate(SESSIONS):
         out += documents_of(exchanges(name), T0 + timedelta(hours=hour))
@@ -81,10 +82,10 @@ async def _run(db: AsyncDatabase[Any], pipeline: list[dict[str, Any]]) -> list[d
 
 async def test_pages_newest_activity_first(loaded: AsyncDatabase[Any]) -> None:
     repo = ConversationsRepo(loaded)
-    items, total = await repo.page(1, 2)
+    items, total = await repo.page(1, 3)
     ids = [item["id"] for item in items]
-    assert ids[1:] == [LEGACY] and total == 3
-    items, _ = await repo.page(2, 2)
+    assert ids[0] == SESSION_21 and ids[2:] == [LEGACY] and total == len(SESSIONS)
+    items, _ = await repo.page(2, 3)
     assert [item["id"] for item in items] == [MAIN]
     items, total = await repo.page(1, 10, model="haiku")
     assert [item["id"] for item in items] == [MAIN] and total == 1
@@ -95,7 +96,7 @@ async def test_pages_newest_activity_first(loaded: AsyncDatabase[Any]) -> None:
 async def test_pipeline_summaries_match_the_python_summary(loaded: AsyncDatabase[Any]) -> None:
     repo = ConversationsRepo(loaded)
     items, total = await repo.page(1, 10)
-    assert total == 3
+    assert total == len(SESSIONS)
     docs = [d for d in _docs() if d["conversation"]]
     for item in items:
         expected = summary([d for d in docs if d["conversation"]["id"] == item["id"]])
@@ -158,3 +159,35 @@ async def test_repo_fills_gaps_from_bodies_in_gridfs(
     assert shown[1]["content"] == [{"type": "text", "text": "Bonjour."}]
     assert await ConversationsRepo(db).get(docs[0]["conversation"]["id"], "/elsewhere") is None
     assert await ConversationsRepo(db).get("unknown-id", None) is None
+
+
+async def test_subagents_at_every_depth_count_in_the_conversation(
+    loaded: AsyncDatabase[Any],
+) -> None:
+    docs = [d for d in _docs() if d["conversation"] and d["conversation"]["id"] == SESSION_21]
+    nested = [d for d in docs if d["conversation"]["parentAgentId"]]
+    assert nested and all(d["conversation"]["thread"] == "subagent" for d in nested)
+    repo = ConversationsRepo(loaded)
+    listed = next(i for i in (await repo.page(1, 10))[0] if i["id"] == SESSION_21)
+    (grouped,) = await repo._summaries([SESSION_21])
+    for item in (listed, grouped):
+        assert item["requestCount"] == len(docs)
+        assert item["subagentRequests"] == sum(
+            1 for d in docs if d["conversation"]["thread"] == "subagent"
+        )
+        assert item["outputTokens"] == sum(d["usage"]["output_tokens"] for d in docs)
+        assert item["cost"] == pytest.approx(sum(d["cost"]["usd"] for d in docs))
+        # The first prompt is the user's, never the mid-conversation system message.
+        assert item["firstMessage"] == (
+            "Add per-user rate limiting to POST /upload: at most 10 uploads a minute."
+        )
+    thread = await repo.get(SESSION_21, "/home/dev/orbit-api")
+    assert thread is not None and thread["incomplete"] is False
+    turns = thread["turns"]
+    # One history across the compaction: what the projection reads is enough to join it.
+    assert [t["type"] for t in turns].count("compaction") == 1
+    assert {t["segment"] for t in turns} == {0}
+    switched = next(t for t in turns if t.get("fallbacks"))
+    assert (switched["model"], switched["servedModel"]) == ("claude-fable-5", "claude-opus-5-5")
+    assert turns[1]["content"][0] == {"type": "thinking", "hidden": True, "tokens": 180}
+    assert thread["outputTokens"] == listed["outputTokens"]

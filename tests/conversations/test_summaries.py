@@ -30,6 +30,7 @@ from tests.conversations.helpers import T0, documents_of
 from tests.fixtures.conversations import SESSIONS, exchanges
 
 MAIN = "5d0c2f1a-7b9e-4c3d-8a61-2f4e9b7c1d03"
+SESSION_21 = "7a1c9e4b-2f3d-4e8a-9b6c-0d5e7f1a2b3c"
 LEGACY = "b7e41f09-2c5d-4a86-9e13-6f0a8d2c4b75"
 SIDE_ONLY = "side-calls-only"
 
@@ -110,7 +111,7 @@ async def test_writer_summaries_equal_the_grouped_request_log(
         await writer.insert_documents(copy.deepcopy(shuffled[start : start + 4]))
     listed = await _listed(db)
     expected = _expected(docs)
-    assert set(listed) == set(expected) and len(expected) == 4
+    assert set(listed) == set(expected) and len(expected) == len(SESSIONS) + 1
     # The grouping the list ran before (and search still runs on the request log).
     grouped = {s["id"]: s for s in await ConversationsRepo(db)._summaries(list(expected))}
     for cid, item in listed.items():
@@ -122,7 +123,7 @@ async def test_writer_summaries_equal_the_grouped_request_log(
     assert side["model"] == f"vendor-Model.{side['requestCount'] - 1}"
     assert [i["id"] for i in (await ConversationsRepo(db).page(1, 2))[0]] == [
         SIDE_ONLY,
-        "1c9e0d019a6f3722",
+        SESSION_21,  # the newest recorded session
     ]
 
 
@@ -165,7 +166,7 @@ async def test_a_failed_update_raises_and_its_retry_counts_once(
     tag = BatchTag("5ca1ab1e0000", 1)
     with pytest.raises(AutoReconnect):
         await writer.apply(docs, tag)
-    assert await writer.apply(docs, tag) == (0 if landed else 4)
+    assert await writer.apply(docs, tag) == (0 if landed else len(SESSIONS) + 1)
     assert await writer.apply(docs, tag) == 0
     listed = await _listed(db)
     for cid, item in _expected(docs).items():
@@ -222,7 +223,7 @@ async def test_model_filter_is_a_case_insensitive_literal_substring(
     assert await ids("HAIKU") == ([MAIN], 1)  # only its side calls used haiku
     assert await ids("model.1") == ([SIDE_ONLY], 1)
     assert await ids("model.*1") == ([], 0)  # regex syntax stays literal
-    assert (await ids("all"))[1] == 4
+    assert (await ids("all"))[1] == len(SESSIONS) + 1
 
 
 async def test_list_queries_use_the_summary_indexes(db: AsyncDatabase[Any]) -> None:
@@ -262,7 +263,7 @@ async def test_indexes_retention_and_delete_all(db: AsyncDatabase[Any], tmp_path
     await ensure_conversation_indexes(db[CONVERSATIONS], None)
     assert await ttl() is None
     await writer.insert_documents(_docs())
-    assert await db[CONVERSATIONS].count_documents({}) == 4
+    assert await db[CONVERSATIONS].count_documents({}) == len(SESSIONS) + 1
     await RequestsRepo(db).delete_all()
     assert await db[CONVERSATIONS].count_documents({}) == 0
     assert await ConversationsRepo(db).page(1, 10) == ([], 0)

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import jsonschema
 import pytest
 from aiohttp import web
 
@@ -23,6 +24,7 @@ from tests.fake_upstream import FakeUpstream
 from tests.fixtures.conversations import SESSIONS, exchanges, final_thread
 
 MAIN = "5d0c2f1a-7b9e-4c3d-8a61-2f4e9b7c1d03"
+SESSION_21 = "7a1c9e4b-2f3d-4e8a-9b6c-0d5e7f1a2b3c"
 LEGACY = "b7e41f09-2c5d-4a86-9e13-6f0a8d2c4b75"
 MAIN_PROJECT = "/home/dev/acme-billing"
 KEY = "sk-ant-api03-conversations-SECRET"
@@ -56,7 +58,12 @@ def sse_events(message: dict[str, Any]) -> list[bytes]:
         return f"event: {data['type']}\ndata: {json.dumps(data)}\n\n".encode()
 
     usage = dict(message["usage"])
-    output = usage.pop("output_tokens")
+    # The final counts come with message_delta (iterations and the thinking split too).
+    late = {
+        k: usage.pop(k)
+        for k in ("output_tokens", "iterations", "output_tokens_details")
+        if k in usage
+    }
     start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
     out = [event({"type": "message_start", "message": start})]
     for i, block in enumerate(message["content"]):
@@ -68,10 +75,20 @@ def sse_events(message: dict[str, Any]) -> list[bytes]:
             )
         elif kind == "thinking":
             opened = {"type": "thinking", "thinking": "", "signature": ""}
+            # Omitted thinking (display: "omitted") streams its signature only.
+            said = [{"type": "thinking_delta", "thinking": block["thinking"]}]
             deltas = [
-                {"type": "thinking_delta", "thinking": block["thinking"]},
+                *(said if block["thinking"] else []),
                 {"type": "signature_delta", "signature": block["signature"]},
             ]
+        elif kind == "compaction":
+            # One delta with the whole summary (build-with-claude/compaction, Streaming).
+            opened = {"type": "compaction", "content": None, "encrypted_content": None}
+            deltas = [
+                {"type": "compaction_delta", **{k: v for k, v in block.items() if k != "type"}}
+            ]
+        elif kind == "fallback":
+            opened, deltas = block, []  # a start and a stop, no deltas
         else:
             raw = json.dumps(block["input"])
             opened = {**block, "input": {}}
@@ -84,7 +101,7 @@ def sse_events(message: dict[str, Any]) -> list[bytes]:
         out += [event({"type": "content_block_delta", "index": i, "delta": d}) for d in deltas]
         out.append(event({"type": "content_block_stop", "index": i}))
     delta = {"stop_reason": message["stop_reason"], "stop_sequence": None}
-    out.append(event({"type": "message_delta", "delta": delta, "usage": {"output_tokens": output}}))
+    out.append(event({"type": "message_delta", "delta": delta, "usage": late}))
     out.append(event({"type": "message_stop"}))
     return out
 
@@ -230,6 +247,131 @@ async def test_thread_equals_the_conversation_as_sent(proxy, sent, http) -> None
     assert conv["errorCount"] == 1
 
 
+def _shown(message: dict[str, Any]) -> dict[str, Any]:
+    """A message as the thread shows it after 2026: also omitted thinking hidden (its
+    count checked apart) and a compaction block without its encrypted twin."""
+    blocks = []
+    for block in _expected(message)["content"]:
+        if block["type"] == "thinking" and not block["thinking"]:
+            block = {"type": "thinking", "hidden": True}
+        blocks.append({k: v for k, v in block.items() if k != "encrypted_content"})
+    return {"role": message["role"], "content": blocks}
+
+
+def _said(turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "role": t["role"],
+            "content": [{k: v for k, v in b.items() if k != "tokens"} for b in t["content"]],
+        }
+        for t in turns
+        if t["type"] in ("message", "system")
+    ]
+
+
+async def test_claude_code_21_session(proxy, sent, http) -> None:
+    status, conv = await _get(http, proxy, f"/api/conversations/{SESSION_21}")
+    assert status == 200 and conv["incomplete"] is False
+    entries, ids = exchanges("claude_code_21"), sent["claude_code_21"]
+    turns = conv["turns"]
+    # One history: up to the reply holding the compaction block, then on from it
+    # (the later requests' histories start at the block).
+    compacted = next(
+        i
+        for i, e in enumerate(entries)
+        if any(b["type"] == "compaction" for b in e["reply"]["content"])
+    )
+    expected = [*final_thread(entries[compacted]), *final_thread(entries[-1])[1:]]
+    assert _said(turns) == [_shown(m) for m in expected]
+    kinds = [t["type"] for t in turns]
+    assert kinds.count("compaction") == 1 and "gap" not in kinds and "new_history" not in kinds
+    marker = turns[kinds.index("compaction")]
+    assert marker["source"] == "server" and marker["requestId"] == ids[compacted]
+    assert turns[kinds.index("compaction") + 1]["requestId"] == ids[compacted]
+
+    # The mid-conversation system message: its own kind, never the prompt.
+    (system,) = [t for t in turns if t["type"] == "system"]
+    assert system["role"] == "system" and "confirmation" in system["content"][0]["text"]
+    assert conv["firstMessage"].startswith("Add per-user rate limiting")
+
+    # Omitted thinking: hidden, with the reply's thinking tokens.
+    first = turns[1]
+    assert first["content"][0] == {"type": "thinking", "hidden": True, "tokens": 180}
+    assert first["thinkingTokens"] == 180
+
+    # The fallback switch: requested, served, and the block's from/to/trigger.
+    (switched,) = [t for t in turns if t.get("fallbacks")]
+    assert (switched["model"], switched["servedModel"]) == ("claude-fable-5", "claude-opus-5-5")
+    assert switched["fallbacks"] == [
+        {
+            "from": "claude-fable-5",
+            "to": "claude-opus-5-5",
+            "trigger": {"type": "refusal", "category": "cyber"},
+        }
+    ]
+
+    # The subagent and the one it started, nested; tokens add up at every level.
+    (a1,) = next(t for t in turns if t.get("subagents"))["subagents"]
+    (b2,) = next(t for t in a1["turns"] if t.get("subagents"))["subagents"]
+    assert (a1["agentId"], b2["agentId"], b2["parentAgentId"]) == (
+        "agent-a1",
+        "agent-b2",
+        "agent-a1",
+    )
+    output = {"agent-a1": 0, "agent-b2": 0}
+    for entry in entries:
+        agent = dict(map(tuple, entry["headers"])).get("x-claude-code-agent-id")
+        if agent:
+            output[agent] += entry["reply"]["usage"]["output_tokens"]
+    assert b2["subtreeTotals"]["outputTokens"] == output["agent-b2"]
+    assert a1["subtreeTotals"]["outputTokens"] == output["agent-a1"] + output["agent-b2"]
+    assert conv["subagentRequests"] == 3
+    assert conv["outputTokens"] == sum(e["reply"]["usage"]["output_tokens"] for e in entries)
+
+    # The list agrees, and the system message is not searchable.
+    _, page = await _get(http, proxy, "/api/conversations?limit=100")
+    listed = next(c for c in page["conversations"] if c["id"] == SESSION_21)
+    for key in ("requestCount", "outputTokens", "cost", "firstMessage", "subagentRequests"):
+        assert listed[key] == conv[key], key
+    _, hits = await _get(http, proxy, "/api/conversations/search?q=confirmation")
+    assert hits["total"] == 0
+    _, hits = await _get(http, proxy, "/api/conversations/search?q=limiter")
+    assert SESSION_21 in [c["id"] for c in hits["conversations"]]
+
+
+def _json_schema(value: Any) -> Any:
+    """An OpenAPI 3.0 schema as JSON Schema: `nullable` becomes a null alternative."""
+    if isinstance(value, list):
+        return [_json_schema(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: _json_schema(v) for k, v in value.items() if k != "nullable"}
+    return {"anyOf": [out, {"type": "null"}]} if value.get("nullable") else out
+
+
+async def test_the_2_1_thread_matches_its_documented_schemas(proxy, sent, http) -> None:
+    _, spec = await _get(http, proxy, "/openapi.json")
+    schemas = _json_schema(spec["components"]["schemas"])
+
+    def check(name: str, instance: Any) -> None:
+        schema = {"$ref": f"#/components/schemas/{name}", "components": {"schemas": schemas}}
+        jsonschema.Draft202012Validator(schema).validate(instance)
+
+    _, conv = await _get(http, proxy, f"/api/conversations/{SESSION_21}")
+    check("ConversationDetail", conv)
+    (a1,) = next(t for t in conv["turns"] if t.get("subagents"))["subagents"]
+    (b2,) = next(t for t in a1["turns"] if t.get("subagents"))["subagents"]
+    for view in (a1, b2):
+        check("SubagentThread", view)
+        for turn in view["turns"]:
+            check("ConversationTurn", turn)
+    # The checks bite: a compaction summary of the wrong type, or a hidden flag, fails.
+    with pytest.raises(jsonschema.ValidationError):
+        check("ConversationTurn", {"type": "message", "thinkingTokens": "many"})
+    with pytest.raises(jsonschema.ValidationError):
+        check("SubagentThread", {**a1, "subtreeTotals": None})
+
+
 async def test_legacy_client_and_sidechain(proxy, sent, http) -> None:
     status, conv = await _get(http, proxy, f"/api/conversations/{LEGACY}")
     assert status == 200
@@ -255,7 +397,7 @@ async def test_sdk_history_is_filled_from_the_body(proxy, sent, http) -> None:
 # ---- lists --------------------------------------------------------------------------------
 async def test_list_newest_first_with_totals(proxy, sent, http) -> None:
     status, page = await _get(http, proxy, "/api/conversations")
-    assert status == 200 and page["total"] == 3 and page["hasMore"] is False
+    assert status == 200 and page["total"] == len(SESSIONS) and page["hasMore"] is False
     items = page["conversations"]
     assert [c["lastActivity"] for c in items] == sorted(
         (c["lastActivity"] for c in items), reverse=True

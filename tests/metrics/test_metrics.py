@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import marshal
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import aiohttp
 import pytest
 
+from metrics import registry as m
 from metrics.labels import ModelLabels, endpoint_label, status_class
+from metrics.recorder import MetricsRecorder
+from recording.documents import build_record_document, metrics_sink
+from recording.handoff import encode_exchange
+from recording.journal import Position, Record
+from storage.pricing import PriceTable
+from streaming.exchange import Exchange, Outcome
 from streaming.usage import Usage, usage_of
 from tests.conftest import ProxyProcess, start_proxy
 from tests.fake_upstream import FakeUpstream
@@ -26,6 +35,89 @@ def test_usage_split_and_totals() -> None:
     legacy = usage_of({"usage": {"input_tokens": 1, "cache_creation_input_tokens": 7}})
     assert legacy is not None and legacy.cache_write_5m == 7
     assert usage_of({"type": "error", "error": {}}) is None
+
+
+PRICES = PriceTable.load()
+HAIKU = "claude-haiku-4-5"  # $1 / $5 per MTok
+
+
+def _record(response: dict[str, Any] | bytes, path: str = "/v1/messages") -> Record:
+    payload = response if isinstance(response, bytes) else json.dumps(response).encode()
+    get = path != "/v1/messages"
+    exchange = Exchange(
+        method="GET" if get else "POST",
+        path=path,
+        query="",
+        request_headers=[],
+        request_body=b"" if get else b"{}",
+        model=None if get else HAIKU,
+    )
+    exchange.status = 200
+    exchange.response_chunks = [payload]
+    exchange.finish(Outcome.COMPLETED)
+    meta = marshal.loads(marshal.dumps(encode_exchange(exchange)))
+    return Record("w1", Position(1, 0), Position(1, 1), meta, exchange.request_body, payload)
+
+
+def _message(model: str, usage: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "message", "role": "assistant", "model": model, "content": [], "usage": usage}
+
+
+def _samples_now(model: str) -> dict[str, float]:
+    return {
+        "cost": m.COST.labels(model)._value.get(),
+        "unpriced": m.UNPRICED.labels(model)._value.get(),
+        "incomplete": m.COST_INCOMPLETE.labels(model)._value.get(),
+        "input": m.TOKENS.labels("input", model)._value.get(),
+        "output": m.TOKENS.labels("output", model)._value.get(),
+    }
+
+
+def _counted(record: Record, model: str) -> tuple[dict[str, Any], dict[str, float]]:
+    """The document of a record and what its metrics added under `model`."""
+    before = _samples_now(model)
+    document = build_record_document(record, PRICES, metrics_sink(MetricsRecorder()))
+    after = _samples_now(model)
+    return document, {k: after[k] - before[k] for k in after}
+
+
+def test_content_metrics_count_the_cost_the_document_stores() -> None:
+    usage = {"input_tokens": 100_000, "output_tokens": 1_000_000}
+    document, added = _counted(_record(_message(HAIKU, usage)), HAIKU)
+    # 0.1M x $1 + 1M x $5 = 5.10, counted once, as the document has it.
+    assert document["cost"]["usd"] == pytest.approx(5.1)
+    assert added == pytest.approx(
+        {"cost": 5.1, "unpriced": 0, "incomplete": 0, "input": 100_000, "output": 1_000_000}
+    )
+
+
+def test_content_metrics_count_unpriced_and_incomplete_costs() -> None:
+    usage = {"input_tokens": 10, "output_tokens": 10}
+    # Asked for Haiku, answered by a model without a price: counted under the request's.
+    document, added = _counted(_record(_message("mystery-9", usage)), HAIKU)
+    assert document["unpriced"] is True and document["cost"] is None
+    assert added == {"cost": 0, "unpriced": 1, "incomplete": 0, "input": 10, "output": 10}
+    partly = {
+        "input_tokens": 10,
+        "iterations": [
+            {"type": "message", "model": HAIKU, "input_tokens": 1_000_000, "output_tokens": 0},
+            {"type": "message", "model": "mystery-9", "input_tokens": 10, "output_tokens": 5},
+        ],
+    }
+    document, added = _counted(_record(_message(HAIKU, partly)), HAIKU)
+    # The Haiku attempt alone: 1M x $1 = 1.00, a lower bound.
+    assert document["costIncomplete"] is True
+    assert added["incomplete"] == 1 and added["cost"] == pytest.approx(1.0)
+
+
+def test_content_metrics_count_batch_results_at_the_batch_rate() -> None:
+    usage = {"input_tokens": 1_000_000, "output_tokens": 0}
+    line = {"custom_id": "a", "result": {"type": "succeeded", "message": _message(HAIKU, usage)}}
+    body = (json.dumps(line) + "\n").encode() * 2
+    document, added = _counted(_record(body, "/v1/messages/batches/b1/results"), HAIKU)
+    # 2 x 1M x $1 x 0.5 = 1.00
+    assert document["cost"]["usd"] == pytest.approx(1.0)
+    assert added["cost"] == pytest.approx(1.0) and added["input"] == 2_000_000
 
 
 def test_labels_are_bounded() -> None:

@@ -77,13 +77,16 @@ def _exchange(
 
 def test_usage_stop_reason_and_content() -> None:
     doc = build_document(_exchange(), PRICES)
+    # The upstream's usage object whole (service_tier included), folded from the SSE.
     assert doc["usage"] == {
         "input_tokens": 3412,
-        "output_tokens": 142,
         "cache_creation_input_tokens": 1830,
-        "cache_creation": {"ephemeral_5m_input_tokens": 1830, "ephemeral_1h_input_tokens": 0},
         "cache_read_input_tokens": 0,
+        "cache_creation": {"ephemeral_5m_input_tokens": 1830, "ephemeral_1h_input_tokens": 0},
+        "output_tokens": 142,
+        "service_tier": "standard",
     }
+    assert doc["servedModel"] == "claude-sonnet-4-5-20250929"
     assert doc["stopReason"] == "tool_use"
     assert json.loads(doc["response"]["body"]) == json.loads(message_bytes("tool_use"))
     assert doc["tokens"] == 3412 + 142 + 1830
@@ -102,8 +105,12 @@ def test_cost_is_exact() -> None:
 
 
 def test_unknown_model_is_unpriced_never_zero() -> None:
-    doc = build_document(_exchange("mystery-model-9"), PRICES)
+    exchange = _exchange("mystery-model-9")
+    assert exchange.message is not None
+    exchange.message["model"] = "mystery-model-9"  # the model that answered prices it
+    doc = build_document(exchange, PRICES)
     assert doc["cost"] is None and doc["unpriced"] is True
+    assert doc["costIncomplete"] is False and doc["servedModel"] == "mystery-model-9"
 
 
 def test_rate_limits_parsed() -> None:
@@ -152,6 +159,33 @@ def test_conversation_hash_normalises_whitespace() -> None:
     }
     assert conversation_hash(a) == conversation_hash(b) is not None
     assert conversation_hash({"messages": []}) is None
+
+
+def test_conversation_hash_skips_system_messages() -> None:
+    plain = {"messages": [{"role": "user", "content": "Fix the test"}]}
+    system_first = {
+        "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Fix the test"},
+        ]
+    }
+    system_between = {
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "t", "content": "x"}],
+            },
+            {"role": "system", "content": [{"type": "text", "text": "Context was compacted."}]},
+            {"role": "user", "content": "Fix the test"},
+            {"role": "system", "content": "Later instructions."},
+            {"role": "assistant", "content": "ok"},
+        ]
+    }
+    expected = conversation_hash(plain)
+    assert expected is not None
+    assert conversation_hash(system_first) == expected
+    assert conversation_hash(system_between) == expected
+    assert conversation_hash({"messages": [{"role": "system", "content": "Only me"}]}) is None
 
 
 def test_json_response_and_body_text_kept_exactly() -> None:

@@ -395,13 +395,6 @@ async def test_adversarial_and_huge_bodies_do_not_stall_streams(
     assert all(doc["outcome"] == "completed" for doc in docs.values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="forwarding/forward.py inspect_body() json.loads the whole request body on the "
-    "worker's event loop (and Exchange.request_json keeps the tree until the hand-off): "
-    "a body of many small JSON values within REQUEST_MAX_BYTES stalls every stream of "
-    "the worker for ~1 s",
-)
 async def test_a_body_of_many_small_json_values_does_not_stall_streams(launch: Launch) -> None:
     # The recorder need not store it: it is the worker's stall that is measured.
     proxy = launch(WRITER_FLUSH_TIMEOUT="1")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from bench.stats_data import documents
 from stats.rollups import (
     CUBOIDS,
@@ -94,3 +96,37 @@ def test_histogram_buckets_and_percentiles() -> None:
         exact = values[int(q * len(values)) - 1]
         assert abs(percentile(histogram, q) - exact) / exact < HIST_BASE - 1
     assert percentile({}, 0.5) is None
+
+
+def _finest_inc(doc: dict) -> dict:
+    return next(d.inc for d in fold([doc]) if d.key["tier"] == "m" and d.key["cuboid"] == "mo")
+
+
+def test_thinking_and_incomplete_costs_are_counted() -> None:
+    (doc,) = documents(1, START, timedelta(minutes=1))
+    doc.update(statusCode=200, outcome="completed", costIncomplete=True, tokens=1500)
+    doc["usage"] = {
+        "input_tokens": 500,
+        "output_tokens": 1000,
+        "output_tokens_details": {"thinking_tokens": 700},
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
+    inc = _finest_inc(doc)
+    # Thinking is a part of the 1000 output tokens: `tokens` stays 500 + 1000.
+    assert inc["thinking"] == 700 and inc["output"] == 1000 and inc["tokens"] == 1500
+    assert inc["costIncomplete"] == 1
+
+
+@pytest.mark.parametrize("bad", [None, "700", -1, True, 2**64, 1.5])
+def test_garbage_counters_never_reach_an_inc(bad: object) -> None:
+    (doc,) = documents(1, START, timedelta(minutes=1))
+    doc["usage"] = {
+        "input_tokens": bad,
+        "output_tokens": 3,
+        "output_tokens_details": {"thinking_tokens": bad},
+        "cache_creation": bad,
+    }
+    inc = _finest_inc(doc)
+    assert "input" not in inc and "thinking" not in inc and "cacheWrite5m" not in inc
+    assert inc["output"] == 3 and "costIncomplete" not in inc

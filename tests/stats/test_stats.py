@@ -39,6 +39,14 @@ async def _load(uri: str, name: str, journal: Path) -> list[dict[str, Any]]:
     docs[11].update(unpriced=True, cost=None)
     docs[12].update(statusCode=None, outcome="client_closed", usage=None, tokens=0, cost=None)
     docs[12]["response"] = {}
+    # Thinking (a part of output) on every third answered request, and costs that
+    # are only a lower bound on every seventh.
+    for n, d in enumerate(docs):
+        if d["usage"] and n % 3 == 0:
+            d["usage"]["output_tokens_details"] = {
+                "thinking_tokens": d["usage"]["output_tokens"] // 2
+            }
+        d["costIncomplete"] = n % 7 == 0 and d["cost"] is not None
     client = connect(uri, timeout=120)
     db = client[name]
     await ensure_rollup_indexes(db[ROLLUPS])
@@ -87,6 +95,10 @@ def _tokens(d: dict[str, Any]) -> int:
     return d["tokens"] or 0
 
 
+def _thinking(d: dict[str, Any]) -> int:
+    return ((d["usage"] or {}).get("output_tokens_details") or {}).get("thinking_tokens", 0)
+
+
 def _brute(
     docs: list[dict[str, Any]],
     start: datetime,
@@ -105,15 +117,26 @@ def _sums(docs: list[dict[str, Any]]) -> dict[str, Any]:
         "cache_read_tokens": sum(
             (d["usage"] or {}).get("cache_read_input_tokens", 0) for d in docs
         ),
+        "thinking_tokens": sum(_thinking(d) for d in docs),
         "errors": sum(is_error(d) for d in docs),
         "cost_usd": round(sum(((d["cost"] or {}).get("usd") or 0) for d in docs), 9),
+        "cost_incomplete_requests": sum(bool(d.get("costIncomplete")) for d in docs),
     }
 
 
 def _pick(row: dict[str, Any]) -> dict[str, Any]:
     return {
         k: row[k]
-        for k in ("requests", "tokens", "input_tokens", "cache_read_tokens", "errors", "cost_usd")
+        for k in (
+            "requests",
+            "tokens",
+            "input_tokens",
+            "cache_read_tokens",
+            "thinking_tokens",
+            "errors",
+            "cost_usd",
+            "cost_incomplete_requests",
+        )
     }
 
 
@@ -145,6 +168,8 @@ async def test_usage_totals_match_the_documents(
     assert got["total_requests"] == len(expected) > 0
     assert got["total_tokens"] == sum(_tokens(d) for d in expected)
     assert got["total_errors"] == sum(is_error(d) for d in expected)
+    assert got["total_thinking_tokens"] == sum(_thinking(d) for d in expected) > 0
+    assert got["cost_incomplete_requests"] == sum(bool(d.get("costIncomplete")) for d in expected)
     assert math.isclose(
         got["total_cost_usd"],
         sum(((d["cost"] or {}).get("usd") or 0) for d in expected),
@@ -156,10 +181,15 @@ async def test_usage_totals_match_the_documents(
         assert entry["output_tokens"] == sum(
             (d["usage"] or {}).get("output_tokens", 0) for d in mine
         )
+        assert entry["thinking_tokens"] == sum(_thinking(d) for d in mine)
+        assert entry["cost_incomplete_requests"] == sum(bool(d.get("costIncomplete")) for d in mine)
     models = await service.models(start, end, model, org)
     assert [r["model"] for r in models["modelStats"]] == sorted(
         got["requests_by_model"], key=lambda m: -got["requests_by_model"][m]["tokens"]
     )
+    for row in models["modelStats"]:
+        mine = [d for d in expected if (d["model"] or "unknown") == row["model"]]
+        assert _pick(row) == _sums(mine)
 
 
 @pytest.mark.parametrize(
@@ -273,6 +303,13 @@ async def test_rebuild_reproduces_the_rollups(
     assert written == await db[ROLLUPS].count_documents({}) > 0
     after_usage = await service.usage(None, None, None, None)
     assert {**after_usage, "end_date": None} == {**before, "end_date": None}
+    # The new counters are recomputed from the documents, not carried over.
+    assert after_usage["total_thinking_tokens"] == sum(_thinking(d) for d in logged) > 0
+    assert (
+        after_usage["cost_incomplete_requests"]
+        == sum(bool(d.get("costIncomplete")) for d in logged)
+        > 0
+    )
     after = await service.hourly(START, START + SPAN, 60, ZoneInfo("Europe/Paris"), None, None)
     assert after["hourlyStats"] == hourly_before["hourlyStats"]
 

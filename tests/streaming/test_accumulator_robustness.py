@@ -9,8 +9,10 @@ from typing import Any
 
 from streaming.accumulator import MAX_PROBLEMS, StreamSnapshot, accumulate, finalize
 from tests.streaming.accumulator_events import (
+    TOOL,
     block_start,
     block_stop,
+    delta,
     fold,
     partial,
     start,
@@ -161,3 +163,29 @@ def test_random_garbage_events_never_raise() -> None:
         assert not [p for p in snapshot.problems if p["problem"] == "internal_error"], seed
         json.dumps(finalize(snapshot))
         json.dumps(snapshot.problems)
+
+
+def test_deltas_for_another_block_type_left_out_and_noted() -> None:
+    events = [
+        start(),
+        block_start(0, {"type": "text", "text": ""}),
+        delta(0, type="thinking_delta", thinking="no"),
+        delta(0, type="signature_delta", signature="no"),
+        partial(0, '{"no": 1}'),
+        partial(0, '{"again": 1}'),
+        block_start(1, dict(TOOL)),
+        text(1, "no"),
+        block_stop(0),
+        block_stop(1),
+    ]
+    snapshot = fold(events)
+    final = finalize(snapshot)
+    assert final is not None
+    assert final["content"] == [{"type": "text", "text": ""}, TOOL]
+    # One note per block and delta type, however many such deltas came.
+    assert [(p["index"], p["problem"], p["delta_type"]) for p in snapshot.problems] == [
+        (0, "delta_not_applicable", "thinking_delta"),
+        (0, "delta_not_applicable", "signature_delta"),
+        (0, "delta_not_applicable", "input_json_delta"),
+        (1, "delta_not_applicable", "text_delta"),
+    ]
