@@ -21,7 +21,7 @@ from yarl import URL
 
 from control.demotion import StreamToMessage, demoted_response_headers
 from control.header_rules import apply_rules
-from control.plan import RuleBook, plan_upstream
+from control.plan import RuleBook, UpstreamPlan, plan_upstream
 from control.routing import RoutingConfig
 from forwarding.capture import Capture, CaptureBudget
 from forwarding.failure_log import failure_fields, format_fields, log_forward_failure
@@ -124,7 +124,9 @@ class Forwarder:
             except Exception:
                 logger.exception("exchange sink %r failed for %s", sink, exchange.request_id)
 
-    async def _forward(self, request: Request, exchange: Exchange) -> HTTPResponse | None:
+    def plan(self, request: Request, exchange: Exchange) -> UpstreamPlan:
+        """Where and what to send upstream (routing, header rules, demotion), noted on
+        the exchange."""
         plan = plan_upstream(
             exchange,
             request.raw_url.decode("latin-1"),
@@ -138,6 +140,10 @@ class Forwarder:
         exchange.routed_model = plan.routed_model
         exchange.route_rule = plan.rule
         exchange.demoted = plan.demote
+        return plan
+
+    async def _forward(self, request: Request, exchange: Exchange) -> HTTPResponse | None:
+        plan = self.plan(request, exchange)
         url = URL(plan.url, encoded=True)
         upstream = await self._client.open(request.method, url, plan.headers, plan.body)
         try:

@@ -34,7 +34,6 @@ from sanic.response import HTTPResponse
 from yarl import URL
 
 from control.header_rules import apply_rules
-from control.plan import plan_upstream
 from control.routing import RoutingConfig, agent_of, client_key_fingerprint
 from forwarding.capture import Capture
 from forwarding.failure_log import failure_fields, format_fields, log_forward_failure
@@ -228,21 +227,9 @@ class ModelsForwarder(Forwarder):
         return self._catalog.models_for(exchange.request_headers)
 
     async def _forward(self, request: Request, exchange: Exchange) -> HTTPResponse | None:
-        # The plan step of `Forwarder._forward`, kept identical so the upstream gets
-        # exactly what a plain forward would send; only the waiting differs.
-        plan = plan_upstream(
-            exchange,
-            request.raw_url.decode("latin-1"),
-            default_base=self._base,
-            routing=self.parent.routing,
-            rules=self.rulebook.current,
-            demote_enabled=self._settings.demote_nonstreaming,
-        )
-        exchange.upstream_url = plan.url
-        exchange.provider = plan.provider
-        exchange.routed_model = plan.routed_model
-        exchange.route_rule = plan.rule
-        exchange.demoted = plan.demote
+        # The plan of a plain forward (so the upstream gets exactly what it would
+        # send); only the waiting differs.
+        plan = self.parent.plan(request, exchange)
         routed = self.routed_models(exchange)
         deadline = asyncio.get_running_loop().time() + self.budget
         try:
