@@ -26,7 +26,7 @@ from forwarding.upstream import UpstreamClient
 from metrics.recorder import MetricsRecorder
 from metrics.registry import multiprocess_dir, prepare_multiprocess_dir
 from recording.listeners import handoff_sink, register_recording
-from runtime.drain import install_drain_handlers
+from runtime.drain import install_drain_handlers, register_signal_relay
 from runtime.manager_wait import register_manager_wait
 from runtime.settings import Settings
 from runtime.state import LiveState, worker_slot
@@ -41,6 +41,9 @@ def register_listeners(app: Sanic, settings: Settings, routing: RoutingConfig) -
     app.ctx.rulebook = RuleBook()
 
     app.ctx.metrics = MetricsRecorder()
+    # Only the main process knows whether SIGTERM or SIGINT arrived (it relays SIGINT
+    # to the workers): it tells them, so the drain log names the real signal.
+    register_signal_relay(app)
 
     @app.main_process_start
     async def share_in_flight(app: Sanic) -> None:

@@ -65,7 +65,7 @@ async def inspect_body(exchange: Exchange, *, messages_api: bool) -> None:
             message = f"Request body has more than {MAX_MEMBERS} top-level members"
             raise ProxyError(400, message, "invalid_json")
         return
-    head = await _small_members(body, layout)
+    head = await _small_members(body, layout, messages_api=messages_api)
     if messages_api:
         _check(body, layout, head)
     exchange.request_layout = layout
@@ -75,7 +75,9 @@ async def inspect_body(exchange: Exchange, *, messages_api: bool) -> None:
     exchange.stream_requested = stream is True
 
 
-async def _small_members(body: bytes, layout: ObjectLayout) -> dict[str, Any]:
+async def _small_members(
+    body: bytes, layout: ObjectLayout, *, messages_api: bool
+) -> dict[str, Any]:
     head: dict[str, Any] = {}
     parsed = 0
     for member in layout.members:  # a repeated key: the last one wins, as in json.loads
@@ -83,7 +85,16 @@ async def _small_members(body: bytes, layout: ObjectLayout) -> dict[str, Any]:
         if size > SMALL_MEMBER_BYTES:
             head.pop(member.key, None)
             continue
-        head[member.key] = json.loads(body[member.value_start : member.value_end])
+        try:
+            head[member.key] = json.loads(body[member.value_start : member.value_end])
+        except RecursionError:
+            # The scan allows MAX_DEPTH levels; the parser, called this deep in the
+            # worker's stack, may give up a little sooner.
+            if messages_api:
+                message = "Request body is not valid JSON: nested too deeply"
+                raise ProxyError(400, message, "invalid_json") from None
+            head.pop(member.key, None)
+            continue
         parsed += size
         if parsed >= PAUSE_BYTES:  # many members of tiny values: let other streams run
             parsed = 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from metrics import registry as m
-from metrics.labels import ModelLabels, endpoint_label, status_class
+from metrics.labels import ModelLabels, endpoint_label, error_reason, status_class
 from streaming.exchange import Exchange, Outcome
 from streaming.usage import Usage
 
@@ -47,7 +47,7 @@ class MetricsRecorder:
         if exchange.outcome is Outcome.CLIENT_CLOSED:
             m.CLIENT_DISCONNECTS.inc()
         elif exchange.outcome in (Outcome.UPSTREAM_ERROR, Outcome.PROXY_ERROR):
-            m.UPSTREAM_ERRORS.labels(_reason(exchange)).inc()
+            m.UPSTREAM_ERRORS.labels(error_reason(exchange.error_reason, exchange.status)).inc()
 
     def record_content(
         self,
@@ -63,7 +63,7 @@ class MetricsRecorder:
         error (the worker counted it as completed). `usage`, `cost` and `model`:
         as the request's document has them (recording.priced)."""
         if judged_stream_failure:
-            m.UPSTREAM_ERRORS.labels(_reason(exchange)).inc()
+            m.UPSTREAM_ERRORS.labels(error_reason(exchange.error_reason, exchange.status)).inc()
         if usage is None:
             return
         label = self._models(model)
@@ -79,13 +79,3 @@ class MetricsRecorder:
             m.COST_INCOMPLETE.labels(label).inc()
         if cost.usd:
             m.COST.labels(label).inc(cost.usd)
-
-
-def _reason(exchange: Exchange) -> str:
-    # A fixed vocabulary: reasons are set by the proxy, never copied from input.
-    reason = exchange.error_reason or "unknown"
-    if reason.startswith("upstream status "):
-        return "status_" + status_class(exchange.status)
-    if reason.startswith("stream error"):
-        return "stream_error"
-    return reason if reason.replace("_", "").isalpha() and len(reason) < 40 else "other"

@@ -9,11 +9,22 @@ folded to a bounded set (see `labels`).
 
 from __future__ import annotations
 
+import atexit
 import os
 import platform
+import shutil
 import tempfile
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from metrics.labels import (
+    ENDPOINTS,
+    NO_MODEL,
+    STATUS_CLASSES,
+    STREAM_VALUES,
+    TOKEN_TYPES,
+    UPSTREAM_ERROR_REASONS,
+)
 
 PREFIX = "claude_proxy"
 VERSION = "0.1.0"
@@ -94,10 +105,13 @@ WRITER_QUEUE = Gauge(
     "Request records waiting to be written",
     multiprocess_mode="livesum",
 )
+# One value per pod: measured on disk at scrape time by the worker that answers
+# (handlers.metrics), the most recent measurement wins. Not "max": a recorder
+# killed with a large journal would leave its last reading above every later one.
 JOURNAL_BYTES = Gauge(
     f"{PREFIX}_log_journal_bytes",
-    "Bytes of handed-off request records in the local journal not yet stored",
-    multiprocess_mode="livemax",
+    "Bytes of the hand-off journal's files on disk (the whole pod)",
+    multiprocess_mode="livemostrecent",
 )
 # Set by the recorder process.
 RECORDER_DATABASE_UP = Gauge(
@@ -130,19 +144,57 @@ BUILD_INFO = Gauge(
 BUILD_INFO.labels(VERSION, platform.python_version()).set(1)
 
 
+def initialise_known_series() -> None:
+    """Create every series of a fixed label vocabulary at 0 in this process.
+
+    A labelled metric has no sample until its first `.labels()` call, so dashboards
+    showed "No data" (and `rate()` missed the first increment) until the first
+    error. Models are unbounded, so model-labelled series start with `none` only.
+    """
+    for endpoint in ENDPOINTS:
+        for status in STATUS_CLASSES:
+            for stream in STREAM_VALUES:
+                REQUESTS.labels(endpoint, NO_MODEL, status, stream)
+        DURATION.labels(endpoint, NO_MODEL)
+        TTFB.labels(endpoint, NO_MODEL)
+    for kind in TOKEN_TYPES:
+        TOKENS.labels(kind, NO_MODEL)
+    for counter in (COST, UNPRICED, COST_INCOMPLETE):
+        counter.labels(NO_MODEL)
+    for reason in UPSTREAM_ERROR_REASONS:
+        UPSTREAM_ERRORS.labels(reason)
+
+
+# At import: every process that records (workers, the recorder) writes the zeros
+# into its own sample file, and the scrape's sum of zeros is still zero.
+initialise_known_series()
+
+
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
 def prepare_multiprocess_dir() -> str:
     """Called in the main process before workers start: they inherit the variable
-    and write their samples there. Stale files of a previous run are removed."""
+    and write their samples there. Stale files of a previous run are removed.
+
+    A directory made here (the variable unset) is removed when this process exits,
+    SIGTERM included (Sanic's main process returns normally after the drain); one
+    the operator named is theirs and stays."""
     directory = multiprocess_dir()
     if directory is None:
         directory = tempfile.mkdtemp(prefix="claude-proxy-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        atexit.register(remove_own_dir, directory, os.getpid())
     os.makedirs(directory, exist_ok=True)
     for name in os.listdir(directory):
         if name.endswith(".db"):
             os.unlink(os.path.join(directory, name))
     return directory
+
+
+def remove_own_dir(directory: str, owner_pid: int) -> None:
+    # A forked child inherits atexit handlers; only the creator may remove the
+    # directory, after its workers and the recorder have stopped.
+    if os.getpid() == owner_pid:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -2,6 +2,8 @@
 
 The recorder is a process of its own; a file replaced atomically about once a
 second is the simplest channel a worker can read without waiting on anything.
+The journal's size on disk is measured where it is needed (`journal_disk_bytes`):
+a reading a killed recorder left behind would go stale.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import os
 import time
 from pathlib import Path
 from typing import Any
+
+from recording.journal_files import directory_bytes
+from recording.journal_format import valid_owner
 
 # A status older than this means the recorder is not running (or is stuck).
 STALE_SECONDS = 10.0
@@ -35,3 +40,18 @@ def read_status(path: str | Path) -> dict[str, Any] | None:
     at = status.get("at")
     status["running"] = isinstance(at, int | float) and time.time() - at < STALE_SECONDS
     return status
+
+
+def journal_disk_bytes(journal_dir: str | Path) -> int:
+    """Bytes of every owner's journal files: the pod's whole journal, the same
+    figure the recorder publishes as `journal_bytes` (JournalReader.size)."""
+    try:
+        with os.scandir(journal_dir) as entries:
+            owners = [
+                Path(e.path)
+                for e in entries
+                if valid_owner(e.name) and e.is_dir(follow_symlinks=False)
+            ]
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    return sum(directory_bytes(owner, segments_only=False) for owner in owners)

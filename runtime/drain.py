@@ -10,17 +10,23 @@ streams that run for many minutes. Instead, once the server is up, the signal:
    every 10 s;
 3. only then asks Sanic to stop, which closes the listener and idle connections.
 
-In multi-worker mode the main process turns SIGTERM into SIGINT for each worker
-and waits for them, so both signals lead here.
+Sanic's main process turns SIGTERM into SIGINT for each worker and waits for
+them, so both signals lead here, and a worker alone cannot tell which one the
+operator sent. `register_signal_relay` lets the main process note the signal it
+received in shared memory before Sanic relays it, so the drain log names it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import os
 import signal
 import time
 from functools import partial
+from types import FrameType
+from typing import Any
 
 from sanic import Request, Sanic
 
@@ -44,6 +50,52 @@ def close_after_response(request: Request) -> None:
         stream.keep_alive = False  # type: ignore[union-attr]
 
 
+def register_signal_relay(app: Sanic) -> None:
+    """Main process: remember the first drain signal it receives, for the workers.
+    Call once while building the app (a second call changes nothing)."""
+    if getattr(app.ctx, "signal_relay_registered", False):
+        return
+    app.ctx.signal_relay_registered = True
+
+    @app.main_process_start
+    async def share_drain_signal(app: Sanic) -> None:
+        # Written once by the main process, read by workers: no lock needed.
+        app.shared_ctx.drain_signal = multiprocessing.Value("i", 0, lock=False)
+
+    @app.main_process_ready
+    async def note_drain_signal(app: Sanic) -> None:
+        # After Sanic's manager installed its own handlers, which ours then call.
+        remember_drain_signal(app.shared_ctx.drain_signal)
+
+
+def remember_drain_signal(shared: Any) -> None:
+    """Wrap this process's SIGTERM/SIGINT handlers: note the signal, then handle it
+    as before."""
+    for sig in DRAIN_SIGNALS:
+        signal.signal(sig, partial(_note_then_handle, shared, signal.getsignal(sig)))
+
+
+def _note_then_handle(shared: Any, previous: Any, signum: int, frame: FrameType | None) -> None:
+    if shared.value == 0:  # the first one: a second signal only forces the stop
+        shared.value = signum
+    if callable(previous):
+        previous(signum, frame)
+    elif previous != signal.SIG_IGN:  # SIG_DFL (or unknown): what the signal does by default
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+def signal_description(app: Sanic, sig: signal.Signals) -> str:
+    """The signal the operator sent, as far as this worker can know."""
+    shared = getattr(app.shared_ctx, "drain_signal", None)
+    original = shared.value if shared is not None else 0
+    if original and original != sig:
+        return (
+            f"{signal.Signals(original).name} received by the main process, relayed as {sig.name}"
+        )
+    return f"{sig.name} received"
+
+
 def install_drain_handlers(app: Sanic, live: LiveState, settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in DRAIN_SIGNALS:
@@ -56,8 +108,8 @@ def begin_drain(app: Sanic, live: LiveState, settings: Settings, sig: signal.Sig
         logger.info("%s received again while draining; still waiting", sig.name)
         return
     logger.info(
-        "%s received: draining, %d in flight, up to %gs (DRAIN_TIMEOUT)",
-        sig.name,
+        "%s: draining, %d in flight, up to %gs (DRAIN_TIMEOUT)",
+        signal_description(app, sig),
         live.in_flight,
         settings.drain_timeout,
     )

@@ -247,9 +247,9 @@ async def test_unreachable_upstream_is_502_and_logged(tmp_path) -> None:
     for part in (
         f"request_id={payload['request_id']}",
         "model=claude-sonnet-4-5-20250929",
-        "stream=True",
+        "stream=true",
         f"body_bytes={len(BODY)}",
-        "has_thinking=False",
+        "has_thinking=false",
         "anthropic_beta=b1,b2",
         "query=beta=true",
         "elapsed=",

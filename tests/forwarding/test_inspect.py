@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import sys
 
 import pytest
 
@@ -116,3 +117,20 @@ def test_splice_returns_the_layout_of_its_result(body: bytes, key: str) -> None:
     again, layout2 = splice_member(out, "stream", b"true", layout)
     assert layout2 == scan_object(again)
     assert dataclasses.astuple(layout2)[0] == scan_object(body).open_brace
+
+
+async def test_a_member_the_parser_cannot_nest_is_a_400_never_a_500() -> None:
+    # Within the scan's MAX_DEPTH, but deeper than json.loads manages from where it
+    # is called (in a worker, a few hundred frames are already on the stack).
+    body = b'{"model":"m","x":' + b"[" * 900 + b'"\\ud800"' + b"]" * 900 + b"}"
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(600)
+    try:
+        with pytest.raises(ProxyError) as refused:
+            await inspect_body(_exchange(body), messages_api=True)
+        other = _exchange(body)
+        await inspect_body(other, messages_api=False)  # other routes: forwarded unread
+    finally:
+        sys.setrecursionlimit(limit)
+    assert refused.value.status == 400 and "nested too deeply" in refused.value.message
+    assert other.request_json == {"model": "m"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import marshal
@@ -11,9 +12,19 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client import REGISTRY, generate_latest
 
 from metrics import registry as m
-from metrics.labels import ModelLabels, endpoint_label, status_class
+from metrics.labels import (
+    ENDPOINTS,
+    STATUS_CLASSES,
+    TOKEN_TYPES,
+    UPSTREAM_ERROR_REASONS,
+    ModelLabels,
+    endpoint_label,
+    error_reason,
+    status_class,
+)
 from metrics.recorder import MetricsRecorder
 from recording.documents import build_record_document, metrics_sink
 from recording.handoff import encode_exchange
@@ -21,7 +32,7 @@ from recording.journal import Position, Record
 from storage.pricing import PriceTable
 from streaming.exchange import Exchange, Outcome
 from streaming.usage import Usage, usage_of
-from tests.conftest import ProxyProcess, start_proxy
+from tests.conftest import ROOT, ProxyProcess, start_proxy
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import message_bytes
 
@@ -131,6 +142,77 @@ def test_labels_are_bounded() -> None:
     assert status_class(429) == "4xx" and status_class(None) == "none"
 
 
+@pytest.mark.parametrize(
+    ("reason", "status", "label"),
+    [
+        ("upstream status 429", 429, "status_4xx"),
+        ("upstream status 529", 529, "status_5xx"),
+        ("stream error: overloaded_error", 200, "stream_error"),
+        ("stream ended before message_stop", 200, "stream_incomplete"),
+        ("internal error", None, "internal_error"),
+        ("upstream_idle_timeout", 200, "upstream_idle_timeout"),
+        ("invalid_json", 400, "invalid_json"),
+        (None, None, "unknown"),
+        ("Request body is not valid JSON: x", 400, "other"),  # free text never leaks
+        ("brand_new_reason", 502, "other"),
+    ],
+)
+def test_error_reasons_fold_into_the_fixed_vocabulary(
+    reason: str | None, status: int | None, label: str
+) -> None:
+    assert error_reason(reason, status) == label
+    assert label in UPSTREAM_ERROR_REASONS
+
+
+def _forwarder_reasons() -> set[str]:
+    """The reason literals forwarding/ gives ProxyError (third argument or
+    `reason=`) and StreamBroken (first argument)."""
+    found: set[str] = set()
+    for path in (ROOT / "forwarding").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+                continue
+            args: list[ast.expr] = []
+            if node.func.id == "ProxyError":
+                args = node.args[2:3] + [k.value for k in node.keywords if k.arg == "reason"]
+            elif node.func.id == "StreamBroken":
+                args = node.args[:1]
+            found |= {a.value for a in args if isinstance(a, ast.Constant)}
+    return found
+
+
+def test_every_reason_the_forwarder_gives_has_its_own_label() -> None:
+    reasons = _forwarder_reasons()
+    assert {"upstream_unreachable", "upstream_idle_timeout", "invalid_json"} <= reasons
+    assert {error_reason(r, 502) for r in reasons} <= set(UPSTREAM_ERROR_REASONS) - {"other"}
+
+
+def test_the_token_vocabulary_is_the_usage_split() -> None:
+    assert TOKEN_TYPES == tuple(Usage().by_type())
+
+
+def test_known_series_exist_before_any_sample() -> None:
+    """The scrape of a fresh process (in-process here: the default registry) has
+    every fixed-vocabulary series at 0."""
+    m.initialise_known_series()
+    text = generate_latest(REGISTRY).decode()
+    for reason in UPSTREAM_ERROR_REASONS:
+        assert f'claude_proxy_upstream_errors_total{{reason="{reason}"}}' in text
+    for kind in TOKEN_TYPES:
+        assert f'claude_proxy_tokens_total{{model="none",type="{kind}"}}' in text
+    for endpoint in ENDPOINTS:
+        for status in STATUS_CLASSES:
+            assert (
+                f'claude_proxy_requests_total{{endpoint="{endpoint}",model="none",'
+                f'status_class="{status}",stream="false"}}'
+            ) in text
+        assert (
+            f'claude_proxy_request_duration_seconds_bucket{{endpoint="{endpoint}",'
+            'le="600.0",model="none"}'
+        ) in text
+    assert 'claude_proxy_cost_usd_total{model="none"}' in text
+
+
 @pytest.fixture(scope="module")
 def two_workers(
     upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
@@ -192,7 +274,8 @@ async def test_metrics_merged_across_workers(two_workers: ProxyProcess) -> None:
     assert 'le="600.0"' in text
     assert "claude_proxy_build_info{" in text
     errors = _samples(text, "claude_proxy_upstream_errors_total{")
-    assert errors == {'claude_proxy_upstream_errors_total{reason="status_4xx"}': 3.0}
+    counted = {k: v for k, v in errors.items() if v}  # every known reason exists, at 0
+    assert counted == {'claude_proxy_upstream_errors_total{reason="status_4xx"}': 3.0}
     # No unbounded labels: no request ids, keys or sessions.
     assert not re.search(r"[0-9a-f]{32}", text)
     assert "sk-" not in text

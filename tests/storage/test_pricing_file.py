@@ -140,3 +140,32 @@ def test_a_valid_file_with_every_feature(tmp_path: Path) -> None:
     # upper tier: 2,000 x $4 = 0.008, x 3 x 1.2 x 0.4
     assert cost is not None and cost.usd == pytest.approx(0.008 * 3 * 1.2 * 0.4)
     assert cost.modifiers == {"speed": 3.0, "inferenceGeo": 1.2, "batch": 0.4}
+
+
+def test_a_broken_price_file_stops_the_proxy_and_the_recorder_naming_the_line(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("models:\n  claude-x:\n    input: 1\n    output: -2\n")
+    env = {
+        "PRICING_FILE": str(prices),
+        "PATH": "/usr/bin:/bin",
+        "REQUEST_LOG": "false",
+        "MONGODB_URI": "mongodb://127.0.0.1:9",  # never reached: the prices fail first
+    }
+    for command in ([str(root / "app.py")], ["-m", "recording"]):
+        result = subprocess.run(
+            [sys.executable, *command],
+            env={**env, "PYTHONPATH": str(root)},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode != 0, command
+        assert f"configuration error: {prices}:4:" in result.stderr, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr
