@@ -49,6 +49,8 @@ COPY --from=build /opt/venv /opt/venv
 COPY --from=build /src/app.py /app/app.py
 
 # HOST=0.0.0.0: the default 127.0.0.1 would be unreachable from outside the container.
+# A non-loopback HOST refuses to start without DASHBOARD_PASSWORD (`docker run -e
+# DASHBOARD_PASSWORD=...`), unless DASHBOARD_OPEN=true says an open dashboard is meant.
 # DATA_DIR=/data: the log writer's on-disk journal; Kubernetes mounts an emptyDir here
 # (the root filesystem is read-only there).
 # PYTHONDONTWRITEBYTECODE: site-packages is compiled at install time, and nothing may

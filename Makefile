@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test fuzz lint bench clean
+.PHONY: run test browser claude-cli fuzz lint bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,37 @@ $(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
 run: $(VENV)/.local-installed
 	$(PY) app.py
 
-test: $(VENV)/.dev-installed
+test: $(VENV)/.dev-installed browser claude-cli
 	$(PY) -m pytest -q
+
+# Debian's Chromium for the dashboard's browser tests (tests/dashboard), best effort:
+# installed when missing and this runs as root with apt-get; otherwise a notice, and
+# those tests report a skip naming the reason. Never `playwright install` (it
+# downloads browsers from a CDN).
+CHROMIUM := /usr/lib/chromium/chromium
+browser:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+		  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; } \
+		|| echo "notice: could not install chromium: the browser tests will be skipped"; \
+	else \
+		echo "notice: $(CHROMIUM) is missing and cannot be installed here (needs root and apt-get): the browser tests will be skipped"; \
+	fi
+
+# The real Claude Code CLI for tests/cli, from npm into .venv/node (git-ignored, never a
+# global install), pinned: CLI_VERSION in tests/cli/helpers.py must match.
+CLAUDE_CLI_VERSION := 2.1.332
+CLAUDE_CLI_STAMP := $(VENV)/node/.claude-code-$(CLAUDE_CLI_VERSION)
+claude-cli: $(CLAUDE_CLI_STAMP)
+$(CLAUDE_CLI_STAMP):
+	@if command -v npm >/dev/null 2>&1; then \
+		npm install --prefix $(VENV)/node --no-save --no-fund --no-audit --loglevel=error \
+			@anthropic-ai/claude-code@$(CLAUDE_CLI_VERSION) && touch $@; \
+	else \
+		echo "notice: npm is missing: the Claude Code CLI tests (tests/cli) will be skipped"; \
+	fi
 
 # The schema-driven run of `make test`, with many more generated requests per operation.
 FUZZ_EXAMPLES ?= 300

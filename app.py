@@ -23,8 +23,20 @@ def create_app(settings: Settings | None = None, routing: RoutingConfig | None =
     from sanic import Sanic
 
     from control.routing_file import load_config
-    from handlers import conversations, health, metrics, proxy, requests, spec, stats
+    from handlers import (
+        conversations,
+        dashboard,
+        dashboard_requests,
+        health,
+        metrics,
+        proxy,
+        requests,
+        spec,
+        stats,
+    )
     from handlers import settings as settings_api
+    from handlers.dashboard_conversations import bp as dashboard_conversations_bp
+    from handlers.dashboard_settings import bp as dashboard_settings_bp
     from runtime.client_deadline import DeadlineRequest
     from runtime.dashboard_guard import install_dashboard_guard
     from runtime.errors import AnthropicErrorHandler
@@ -54,8 +66,11 @@ def create_app(settings: Settings | None = None, routing: RoutingConfig | None =
             "NOISY_EXCEPTIONS": False,
             # CORS is ours, on /api/* only (runtime.dashboard_guard).
             "CORS": False,
+            # sanic-ext's own UIs load from a CDN: off; /docs is ours
+            # (handlers/docs_ui.py, Swagger UI from the swagger-ui-py package).
+            "OAS_UI_SWAGGER": False,
             "OAS_UI_REDOC": False,
-            "OAS_UI_DEFAULT": "swagger",
+            "OAS_UI_DEFAULT": None,
             "OAS_URL_PREFIX": "/docs",
             "API_TITLE": "Claude Code Proxy API",
             "API_DESCRIPTION": "A transparent, recording Anthropic Messages API proxy.",
@@ -71,6 +86,10 @@ def create_app(settings: Settings | None = None, routing: RoutingConfig | None =
         settings_api.bp,
         stats.bp,
         conversations.bp,
+        dashboard.bp,
+        dashboard_requests.bp,
+        dashboard_settings_bp,
+        dashboard_conversations_bp,
     ):
         app.blueprint(blueprint)
     install_dashboard_guard(app, settings)
@@ -93,10 +112,11 @@ def _configure_logging(level: str) -> None:
 def _module_app() -> Sanic:
     from control.routing import ConfigError
     from runtime.settings import SettingsError
+    from storage.pricing import PricingError
 
     try:
         return create_app()
-    except (SettingsError, ConfigError) as exc:
+    except (SettingsError, ConfigError, PricingError) as exc:
         sys.exit(f"configuration error: {exc}")
 
 

@@ -37,6 +37,7 @@ logger = logging.getLogger("proxy")
 
 def register_listeners(app: Sanic, settings: Settings, routing: RoutingConfig) -> None:
     app.ctx.settings = settings
+    app.ctx.routing = routing  # the config in force, for the dashboard's read-only view
     app.ctx.live = LiveState()
     app.ctx.rulebook = RuleBook()
 

@@ -6,6 +6,11 @@ edits inside the existing values. They arrive over `PUT /api/settings`, so
 `validate_rules` is the gate that keeps them from breaking the proxy: no header
 injection (CR, LF, NUL, other controls), no hop-by-hop or framing headers (the
 proxy owns the framing of each connection), bounded sizes and counts.
+
+The OpenAPI document's `HeaderRule` is built from the constants below
+(openapi/finish.py), and the validation checks exactly what it states, field by
+field and action by action, so every rule `GET /api/settings` answers is one the
+schema admits.
 """
 
 from __future__ import annotations
@@ -17,9 +22,24 @@ from dataclasses import dataclass
 from typing import Any
 
 ACTIONS = ("block", "set", "replace")
-MAX_RULES = 100
-MAX_VALUE_BYTES = 8 * 1024
+MAX_RULES = 100  # per list
+# Characters, as JSON Schema's maxLength counts them (code points): at most 8 KiB
+# in UTF-8, a header line most servers still take.
+MAX_VALUE_CHARS = 2048
 MAX_HEADER_NAME = 256
+TEXT_FIELDS = ("value", "find")
+# The text fields each action reads. Any other must be absent, null or "" (a client
+# that serialises every field of the seed's HeaderRule sends "" for them): a `find`
+# on a `block` rule is a mistake the operator should hear about, not a no-op.
+USES: dict[str, frozenset[str]] = {
+    "block": frozenset(),
+    "set": frozenset({"value"}),
+    "replace": frozenset({"value", "find"}),
+}
+# The field an action needs, and its minimum length: `set` may set an empty value;
+# `replace` needs something to find (str.replace("", x) would insert x between
+# every character).
+REQUIRED: dict[str, tuple[str, int]] = {"set": ("value", 0), "replace": ("find", 1)}
 
 # Owned by each connection (RFC 9110 §7.6.1) or by the framing of each body: a rule
 # on them would desynchronise the proxy's own handling of the message.
@@ -45,6 +65,9 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Field values may hold VCHAR, SP, HTAB and obs-text; any other control character
 # (CR and LF above all) would let a rule inject headers or split the message.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# Lone surrogates (a JSON `\ud800` escape) are not text: MongoDB cannot store them
+# and no header can carry them.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class RuleError(ValueError):
@@ -76,17 +99,21 @@ class HeaderRule:
         return out
 
 
-def validate_rules(raw: object, where: str = "rules") -> list[HeaderRule]:
+def validate_rules(raw: object, where: str = "rules", *, lenient: bool = False) -> list[HeaderRule]:
     """Parse and check a JSON list of rules. `where` prefixes error messages, e.g.
-    `requestHeaderRules[2].header: ...`. Raises RuleError."""
+    `requestHeaderRules[2].header: ...`. Raises RuleError.
+
+    `lenient` (rules read back from the database): a text field the rule's action
+    does not use is dropped instead of refused, so a document an older build
+    stored (one that took a `find` on a `block` rule) still loads whole."""
     if not isinstance(raw, list):
         raise RuleError(f"{where}: must be a list of rules")
     if len(raw) > MAX_RULES:
         raise RuleError(f"{where}: at most {MAX_RULES} rules are allowed, got {len(raw)}")
-    return [_rule(item, f"{where}[{index}]", index) for index, item in enumerate(raw)]
+    return [_rule(item, f"{where}[{index}]", index, lenient) for index, item in enumerate(raw)]
 
 
-def _rule(item: object, where: str, index: int) -> HeaderRule:
+def _rule(item: object, where: str, index: int, lenient: bool) -> HeaderRule:
     def fail(field: str | None, reason: str) -> RuleError:
         at = f"{where}.{field}" if field else where
         return RuleError(f"{at}: {reason}", index=index, field=field)
@@ -101,26 +128,42 @@ def _rule(item: object, where: str, index: int) -> HeaderRule:
     if not isinstance(header, str) or not header:
         raise fail("header", "must be a non-empty string")
     if len(header) > MAX_HEADER_NAME or not _TOKEN.fullmatch(header):
-        raise fail("header", f"{header[:64]!r} is not a valid header name (RFC 9110 token)")
+        raise fail(
+            "header",
+            f"{header[:64]!r} is not a valid header name (RFC 9110 token, "
+            f"at most {MAX_HEADER_NAME} characters)",
+        )
     if header.lower() in REFUSED_HEADERS:
         raise fail("header", f"{header!r} is a hop-by-hop or framing header and is refused")
 
     action = item.get("action")
-    if action not in ACTIONS:
+    if not isinstance(action, str) or action not in ACTIONS:
         raise fail("action", f"must be one of {', '.join(ACTIONS)}, got {action!r}")
 
     enabled = item.get("enabled", True)
     if not isinstance(enabled, bool):
         raise fail("enabled", "must be true or false")
 
-    value = _text(item, "value", fail)
-    find = _text(item, "find", fail)
-    if action == "set" and value is None:
-        raise fail("value", "is required for action 'set'")
-    if action == "replace" and not find:
-        # str.replace("", x) would insert x between every character.
-        raise fail("find", "is required (non-empty) for action 'replace'")
-    return HeaderRule(header=header, action=action, value=value, find=find, enabled=enabled)
+    texts: dict[str, str | None] = {}
+    for field in TEXT_FIELDS:
+        if field in USES[action]:
+            texts[field] = _text(item, field, fail)
+        elif not lenient and item.get(field) not in (None, ""):
+            raise fail(field, f"is not used by action {action!r}: leave it out (or null)")
+    needed = REQUIRED.get(action)
+    if needed is not None:
+        field, minimum = needed
+        text = texts[field]
+        if text is None or len(text) < minimum:
+            what = "a non-empty string" if minimum else "a string"
+            raise fail(field, f"is required for action {action!r} ({what})")
+    return HeaderRule(
+        header=header,
+        action=action,
+        value=texts.get("value"),
+        find=texts.get("find"),
+        enabled=enabled,
+    )
 
 
 def _text(item: Mapping[str, Any], field: str, fail: Any) -> str | None:
@@ -131,8 +174,10 @@ def _text(item: Mapping[str, Any], field: str, fail: Any) -> str | None:
         raise fail(field, "must be a string")
     if _CONTROL.search(value):
         raise fail(field, "must not contain CR, LF, NUL or other control characters")
-    if len(value.encode("utf-8", "surrogatepass")) > MAX_VALUE_BYTES:
-        raise fail(field, f"must be at most {MAX_VALUE_BYTES} bytes")
+    if _SURROGATE.search(value):
+        raise fail(field, "must be Unicode text (a lone surrogate escape is not)")
+    if len(value) > MAX_VALUE_CHARS:
+        raise fail(field, f"must be at most {MAX_VALUE_CHARS} characters, got {len(value)}")
     return value
 
 
@@ -184,11 +229,13 @@ def settings_document(
     }
 
 
-def parse_settings(body: object) -> tuple[list[HeaderRule], list[HeaderRule]]:
+def parse_settings(
+    body: object, *, lenient: bool = False
+) -> tuple[list[HeaderRule], list[HeaderRule]]:
     """(request rules, response rules) from a `PUT /api/settings` body: raw JSON
     bytes/str or an already parsed object. PUT replaces the whole document, so a
     missing list means no rules. Unknown keys are refused (a typo must not silently
-    drop a rule set). Raises RuleError."""
+    drop a rule set). `lenient`: see `validate_rules`. Raises RuleError."""
     if isinstance(body, bytes | bytearray | str):
         try:
             body = json.loads(body)
@@ -202,6 +249,10 @@ def parse_settings(body: object) -> tuple[list[HeaderRule], list[HeaderRule]]:
             f"settings: unknown key {unknown[0]!r} (allowed: {', '.join(SETTINGS_KEYS)})",
             field=unknown[0],
         )
-    request = validate_rules(body.get("requestHeaderRules", []), "requestHeaderRules")
-    response = validate_rules(body.get("responseHeaderRules", []), "responseHeaderRules")
+    request = validate_rules(
+        body.get("requestHeaderRules", []), "requestHeaderRules", lenient=lenient
+    )
+    response = validate_rules(
+        body.get("responseHeaderRules", []), "responseHeaderRules", lenient=lenient
+    )
     return request, response

@@ -4,9 +4,12 @@ The routing model (providers, patterns, rules) and the request-side helpers the
 plan uses. The YAML file that defines it is read and validated in
 `control.routing_file`; the first rule whose every condition holds wins.
 
-The provider seam: `ProviderFormat` lists the wire formats; only `anthropic` is
-accepted today. An `openai` provider is refused with "not supported yet" until the
-translation exists; `Provider.credential_headers` is where the formats differ.
+The provider seam: `ProviderFormat` lists the wire formats. An `anthropic`
+provider gets the client's request as sent (only `model` may be rewritten); an
+`openai` provider gets it translated into a Chat Completions request by the
+forwarder (`providers/`), with `OpenAISettings` saying what its backend accepts.
+A provider may name a `Fallback` (another provider, any format, and the model to
+ask it for) and carries its circuit breaker's `BreakerSettings`.
 """
 
 from __future__ import annotations
@@ -26,10 +29,16 @@ AGENT_HEADER = "x-claude-code-agent-id"
 
 class ProviderFormat(StrEnum):
     ANTHROPIC = "anthropic"
-    OPENAI = "openai"  # the seam for the OpenAI-format issue; refused at load for now
+    OPENAI = "openai"  # OpenAI Chat Completions, which the compatible servers share
 
 
-SUPPORTED_FORMATS = frozenset({ProviderFormat.ANTHROPIC})
+SUPPORTED_FORMATS = frozenset(ProviderFormat)
+
+MAX_TOKENS_FIELDS = ("max_tokens", "max_completion_tokens")
+THINKING_MODES = ("refuse", "reasoning_effort", "ignore")
+# An OpenAI-format backend gets no credential of the client's (they are Anthropic
+# keys): its own key, if any, and these.
+OPENAI_USER_AGENT = "claude-proxy"
 
 
 class ConfigError(Exception):
@@ -41,6 +50,43 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class OpenAISettings:
+    """What the backend of an `openai` provider accepts; the forwarder turns it into
+    `providers.OpenAIOptions` (control/ does not import the translation)."""
+
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    thinking: Literal["refuse", "reasoning_effort", "ignore"] = "refuse"
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSettings:
+    """`failures` consecutive failures open the provider's breaker for `cooldown`
+    seconds; then one probe request decides whether it closes again."""
+
+    failures: int = 5
+    cooldown: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """Where a failing provider's request goes next. `models` maps the model the
+    failing provider was asked for (a pattern, first match wins) to the model the
+    fallback is asked for; without a match the fallback gets the model the client
+    asked for, which is what a client sends to its usual provider."""
+
+    provider: str
+    models: tuple[tuple[Pattern, str], ...] = ()
+    line: int | None = None
+
+    def model_for(self, sent: str | None, requested: str | None) -> str | None:
+        if sent is not None:
+            for pattern, target in self.models:
+                if pattern.matches(sent):
+                    return target
+        return requested
+
+
+@dataclass(frozen=True, slots=True)
 class Provider:
     name: str
     format: ProviderFormat
@@ -48,10 +94,32 @@ class Provider:
     api_key: str | None = field(default=None, repr=False)  # keep keys out of logs
     api_key_env: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    openai: OpenAISettings = OpenAISettings()
+    fallback: Fallback | None = None
+    breaker: BreakerSettings | None = BreakerSettings()  # None: no breaker
 
     def url_for(self, path_and_query: str) -> str:
         """Upstream URL for a client path such as `/v1/messages?beta=true`."""
         return self.base_url + path_and_query
+
+    @property
+    def chat_completions_url(self) -> str:
+        return self.base_url + "/chat/completions"
+
+    def openai_headers(self, *, stream: bool) -> list[tuple[str, str]]:
+        """Request headers for an OpenAI-format backend. None of the client's: its
+        credentials are Anthropic keys and its `anthropic-*` headers mean nothing
+        there. Uncompressed, so each chunk can be translated as it arrives."""
+        accept = "text/event-stream" if stream else "application/json"
+        base = [
+            ("content-type", "application/json"),
+            ("accept", accept),
+            ("accept-encoding", "identity"),
+            ("user-agent", OPENAI_USER_AGENT),
+        ]
+        drop = {name.lower() for name, _ in self.headers}
+        kept = [(k, v) for k, v in base if k not in drop]
+        return kept + self.credential_headers() + list(self.headers)
 
     def credential_headers(self) -> list[tuple[str, str]]:
         if self.api_key is None:
@@ -160,6 +228,25 @@ class RoutingConfig:
             if rule.matches(model, agent, client_key_fingerprint):
                 return Route(rule.provider, rule.model, rule.name, rule.line)
         return None
+
+    def provider_named(self, name: str) -> Provider | None:
+        for provider in self.providers:
+            if provider.name == name:
+                return provider
+        return None
+
+    def fallback_for(
+        self, provider: Provider, sent: str | None, requested: str | None
+    ) -> tuple[Provider, str | None] | None:
+        """The provider `provider`'s failures go to and the model it is asked for;
+        None without a fallback. The loader refused unknown names and cycles, so
+        following fallbacks always ends."""
+        if provider.fallback is None:
+            return None
+        target = self.provider_named(provider.fallback.provider)
+        if target is None:
+            return None
+        return target, provider.fallback.model_for(sent, requested)
 
 
 def _glob_matches(pieces: tuple[tuple[re.Pattern[str], int], ...], value: str) -> bool:

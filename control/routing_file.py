@@ -23,8 +23,12 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from control.header_rules import REFUSED_HEADERS
 from control.routing import (
-    SUPPORTED_FORMATS,
+    MAX_TOKENS_FIELDS,
+    THINKING_MODES,
+    BreakerSettings,
     ConfigError,
+    Fallback,
+    OpenAISettings,
     Pattern,
     Provider,
     ProviderFormat,
@@ -41,6 +45,19 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _FINGERPRINT = re.compile(r"sha256:[0-9a-f]{16}")
+_PROVIDER_KEYS = {
+    "name",
+    "format",
+    "base_url",
+    "api_key_env",
+    "headers",
+    "openai",
+    "fallback_provider",
+    "fallback_models",
+    "breaker",
+}
+# A cool-down above a day is a typo, not a policy; a probe must come back one day.
+_MAX_COOLDOWN = 86400.0
 
 
 def config_from_environ(environ: Mapping[str, str]) -> RoutingConfig:
@@ -95,6 +112,7 @@ class _Loader:
                 )
             providers[provider.name] = provider
             lines[provider.name] = name_node.start_mark.line + 1
+        self.check_fallbacks(providers)
         rules = tuple(
             self.rule(item, index, providers)
             for index, item in enumerate(self.sequence(top.get("rules"), "rules"))
@@ -102,20 +120,17 @@ class _Loader:
         return RoutingConfig(path=self.path, providers=tuple(providers.values()), rules=rules)
 
     def provider(self, node: Node) -> tuple[Provider, Node]:
-        fields = self.mapping(
-            node, "a provider", {"name", "format", "base_url", "api_key_env", "headers"}
-        )
+        fields = self.mapping(node, "a provider", _PROVIDER_KEYS)
         name_node = self.required(fields, node, "name", "a provider")
         name = self.text(name_node, "name")
         fmt_text = self.text(fields["format"], "format") if "format" in fields else "anthropic"
         try:
             fmt = ProviderFormat(fmt_text)
         except ValueError:
+            supported = ", ".join(f.value for f in ProviderFormat)
             raise self.error(
-                fields["format"], f"unknown format {fmt_text!r} (supported: anthropic)"
+                fields["format"], f"unknown format {fmt_text!r} (supported: {supported})"
             ) from None
-        if fmt not in SUPPORTED_FORMATS:
-            raise self.error(fields["format"], f"format {fmt_text!r} is not supported yet")
         url_node = self.required(fields, node, "base_url", f"provider {name!r}")
         base_url = self.text(url_node, "base_url")
         parts = urlsplit(base_url)
@@ -154,8 +169,102 @@ class _Loader:
                 if _CONTROL.search(value):
                     raise self.error(value_node, "a header value must not hold control characters")
                 headers.append((header, value))
-        provider = Provider(name, fmt, base_url.rstrip("/"), api_key, env_name, tuple(headers))
+        provider = Provider(
+            name,
+            fmt,
+            base_url.rstrip("/"),
+            api_key,
+            env_name,
+            tuple(headers),
+            openai=self.openai_settings(fields.get("openai"), fmt),
+            fallback=self.fallback(fields),
+            breaker=self.breaker(fields.get("breaker")),
+        )
         return provider, name_node
+
+    def openai_settings(self, node: Node | None, fmt: ProviderFormat) -> OpenAISettings:
+        if node is None:
+            return OpenAISettings()
+        if fmt is not ProviderFormat.OPENAI:
+            raise self.error(node, "`openai` options apply to providers of format openai only")
+        fields = self.mapping(node, "openai", {"max_tokens_field", "thinking"})
+        field = self.choice(fields.get("max_tokens_field"), "max_tokens_field", MAX_TOKENS_FIELDS)
+        thinking = self.choice(fields.get("thinking"), "thinking", THINKING_MODES)
+        return OpenAISettings(
+            max_tokens_field=field or "max_tokens",  # type: ignore[arg-type]
+            thinking=thinking or "refuse",  # type: ignore[arg-type]
+        )
+
+    def fallback(self, fields: Mapping[str, Node]) -> Fallback | None:
+        if "fallback_provider" not in fields:
+            if "fallback_models" in fields:
+                raise self.error(
+                    fields["fallback_models"], "fallback_models needs fallback_provider"
+                )
+            return None
+        target_node = fields["fallback_provider"]
+        target = self.text(target_node, "fallback_provider")
+        models: list[tuple[Pattern, str]] = []
+        if "fallback_models" in fields:
+            for key_node, value_node in self.pairs(fields["fallback_models"], "fallback_models"):
+                try:
+                    pattern = Pattern.parse(self.text(key_node, "a fallback_models key"))
+                except ValueError as exc:
+                    raise self.error(key_node, f"fallback_models: {exc}") from None
+                models.append(
+                    (pattern, self.text(value_node, f"fallback model of {pattern.text!r}"))
+                )
+        return Fallback(target, tuple(models), target_node.start_mark.line + 1)
+
+    def breaker(self, node: Node | None) -> BreakerSettings | None:
+        if node is None:
+            return BreakerSettings()
+        if isinstance(node, ScalarNode) and node.value == "off":
+            return None
+        fields = self.mapping(node, "breaker (or `off`)", {"failures", "cooldown"})
+        default = BreakerSettings()
+        failures, cooldown = default.failures, default.cooldown
+        if "failures" in fields:
+            text = self.text(fields["failures"], "failures")
+            if not text.isdigit() or not 1 <= int(text) <= 1000:
+                raise self.error(
+                    fields["failures"], "failures must be a whole number from 1 to 1000"
+                )
+            failures = int(text)
+        if "cooldown" in fields:
+            text = self.text(fields["cooldown"], "cooldown")
+            try:
+                cooldown = float(text)
+            except ValueError:
+                cooldown = -1.0
+            if not 0 < cooldown <= _MAX_COOLDOWN:  # NaN fails too
+                raise self.error(
+                    fields["cooldown"],
+                    f"cooldown must be seconds above 0, at most {_MAX_COOLDOWN:g}",
+                )
+        return BreakerSettings(failures, cooldown)
+
+    def check_fallbacks(self, providers: Mapping[str, Provider]) -> None:
+        """Every fallback names a provider, and no chain comes back to where it began
+        (a request would bounce between failing providers)."""
+        for provider in providers.values():
+            fallback = provider.fallback
+            if fallback is None:
+                continue
+            if fallback.provider not in providers:
+                known = ", ".join(sorted(providers))
+                reason = f"unknown fallback_provider {fallback.provider!r} ({known})"
+                raise ConfigError(self.path, fallback.line, reason)
+        for start in providers.values():
+            chain = [start.name]
+            current = start
+            while current.fallback is not None:
+                current = providers[current.fallback.provider]
+                if current.name in chain:
+                    cycle = " → ".join([*chain[chain.index(current.name) :], current.name])
+                    line = providers[chain[-1]].fallback.line  # type: ignore[union-attr]
+                    raise ConfigError(self.path, line, f"fallback cycle: {cycle}")
+                chain.append(current.name)
 
     def rule(self, node: Node, index: int, providers: Mapping[str, Provider]) -> Rule:
         fields = self.mapping(node, "a rule", {"name", "match", "action"})
@@ -244,6 +353,14 @@ class _Loader:
         if key not in fields:
             raise self.error(node, f"{what} needs {key!r}")
         return fields[key]
+
+    def choice(self, node: Node | None, what: str, allowed: tuple[str, ...]) -> str | None:
+        if node is None:
+            return None
+        value = self.text(node, what)
+        if value not in allowed:
+            raise self.error(node, f"{what} must be one of {', '.join(allowed)}, got {value!r}")
+        return value
 
     def text(self, node: Node, what: str, *, allow_empty: bool = False) -> str:
         if not isinstance(node, ScalarNode) or _is_null(node):

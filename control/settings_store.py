@@ -5,6 +5,11 @@ a version. Each worker polls it every POLL_INTERVAL seconds and swaps its
 `RuleBook` when the version changed, so a change made through any replica is in
 force everywhere within POLL_INTERVAL plus one read (well under 5 s). A save
 also applies locally at once.
+
+Stored rules are read back leniently: a text field a rule's action does not use
+(which older builds accepted and kept) is dropped, so the document loads whole and
+`GET /api/settings` answers only what the OpenAPI schema admits. A stored document
+the current validation refuses otherwise is logged and the rules in force kept.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ class SettingsStore:
         if version == self._version:
             return
         try:
-            request_rules, response_rules = parse_settings(stored.get("rules") or {})
+            request_rules, response_rules = parse_settings(stored.get("rules") or {}, lenient=True)
         except ValueError as exc:  # written by an older or newer build: keep what we have
             logger.error("stored header rules are invalid, keeping the current ones: %s", exc)
             return

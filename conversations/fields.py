@@ -12,7 +12,7 @@ searching conversations never re-parse request bodies:
   with `agentId`/`parentAgentId`; or `auxiliary` (Claude Code's one-message,
   tool-less side calls: quota checks, titles, command-prefix checks).
 - `projectPath`/`projectName`: the working directory Claude Code states in its
-  system prompt.
+  system prompt or (2.1.3xx) in a `role: "system"` message of `messages`.
 - `segment`: the hash of the first message (mid-conversation `role: "system"`
   messages never count). Every request resends the whole history, so requests
   sharing it are one linear history; compaction (or any rewrite of the start)
@@ -64,6 +64,9 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 CONTINUATION = "This session is being continued from a previous conversation"
 
 MODEL_CHARS = 200
+# `role: "system"` messages searched for the working directory: Claude Code 2.1.332
+# states it in the first one (its environment, right after the first user turn).
+WORKDIR_SYSTEM_MESSAGES = 4
 MAX_COMPACTIONS = 16  # compaction keys kept per reply (one is usual)
 
 # Messages one request stores: the newest ones. Claude Code adds a few per request;
@@ -222,9 +225,12 @@ def system_text(system: object) -> str:
 
 
 def project_path(body: dict[str, Any], system: str) -> str | None:
-    """The working directory Claude Code states in its system prompt; else a `cwd`
-    in the metadata; else a statement in the first user message."""
-    found = _workdir(system)
+    """The working directory Claude Code states in its system prompt; else in one of
+    the first `WORKDIR_SYSTEM_MESSAGES` `role: "system"` messages (where 2.1.332 moved
+    its environment); else a `cwd` in the metadata; else a statement in the first
+    user message. Linear in what it reads: one pass over the messages' roles, and
+    each text read once."""
+    found = _workdir(system) or _workdir_in_system_messages(body.get("messages"))
     if found:
         return found
     metadata = body.get("metadata")
@@ -243,6 +249,17 @@ def project_path(body: dict[str, Any], system: str) -> str | None:
     if isinstance(messages, list) and messages and isinstance(messages[0], dict):
         first = normalise_message(messages[0])["content"]
         return _workdir("\n".join(b["text"] for b in first if b.get("type") == "text"))
+    return None
+
+
+def _workdir_in_system_messages(messages: object) -> str | None:
+    if not isinstance(messages, list):
+        return None
+    system_messages = (m for m in messages if _role(m) == "system")
+    for message in islice(system_messages, WORKDIR_SYSTEM_MESSAGES):
+        found = _workdir(system_text(_content_of(message)))
+        if found:
+            return found
     return None
 
 

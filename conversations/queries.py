@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from conversations.text import words_of
-from storage.queries import model_filter, time_filter
+from storage.queries import time_filter
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_QUERY_WORDS = 10
@@ -90,9 +90,11 @@ LIST_SORT: list[tuple[str, int]] = [("lastActivity", -1), ("_id", 1)]
 
 def list_filter(model: str | None) -> dict[str, Any]:
     """Summaries of conversations with a request whose model contains `model`
-    (case-insensitive): a regex over each summary's small set of models."""
-    found = model_filter(model)
-    return {"models": found["model"]} if found else {}
+    (case-insensitive, `all` or nothing: every one): a regex over each summary's
+    small set of models, in the conversations collection (never the request log)."""
+    if not model or model == "all":
+        return {}
+    return {"models": {"$regex": re.escape(model), "$options": "i"}}
 
 
 def list_project_filter(project: str) -> dict[str, Any]:

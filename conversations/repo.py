@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -14,10 +14,68 @@ from conversations.summaries import list_item
 from conversations.text import normalise_message, snippet
 from conversations.thread import duration_ms, rebuild, summary
 from storage.bodies import load_bodies
+from storage.list_plan import LIST_BUDGET_SECONDS as SEARCH_BUDGET_SECONDS
 from storage.mongo import CONVERSATIONS, REQUESTS
+from storage.queries import RequestFilter
+from storage.requests_repo import RequestsRepo
 
 # Gaps in a thread are filled from request bodies; a few per read at most.
 MAX_BODY_FILLS = 5
+# The API's list reads summaries in ranges of last activity: six hours first,
+# each next range sized by what the last one found (at most LIST_GROWTH times
+# wider), at most LIST_ROUNDS ranges (the last reaches back to the first summary).
+FIRST_LIST_SPAN = timedelta(hours=6)
+LIST_GROWTH = 4.0
+LIST_ROUNDS = 16
+LIST_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+LIST_SKEW = timedelta(days=1)  # a summary's last activity may be ahead of our clock
+# What one search reads: the projection of a matching request.
+HIT_PROJECTION: dict[str, int] = {"_id": 0, "requestId": 1, "timestamp": 1, "conversation.id": 1}
+
+
+async def search_hits(
+    db: AsyncDatabase[Any],
+    words: list[str],
+    project: str | None,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    max_docs: int = q.MAX_SEARCH_DOCS,
+) -> list[dict[str, Any]]:
+    """Conversations whose requests hold every word, ranked by matching requests,
+    then by the latest match: `{_id, matches, lastMatch, requestId}` (the newest
+    matching request). Only the newest `max_docs` matching requests count: they
+    are read newest first in time windows on `conversation_words_time` (one word
+    looked up, the others and the project checked on what it found), so a word
+    in half the log costs `max_docs` documents, not half the log."""
+    f = RequestFilter(words=tuple(words), project=project, start=start, end=end)
+    read = await RequestsRepo(db).read(
+        f,
+        datetime.now(UTC),
+        limit=max_docs,
+        maximum=max_docs,
+        projection=HIT_PROJECTION,
+        budget=SEARCH_BUDGET_SECONDS,
+    )
+    hits: dict[str, dict[str, Any]] = {}
+    for row in read.rows:  # newest first
+        cid = (row.get("conversation") or {}).get("id")
+        if not isinstance(cid, str):
+            continue
+        if cid in hits:
+            hits[cid]["matches"] += 1
+        else:
+            hits[cid] = {
+                "_id": cid,
+                "matches": 1,
+                "lastMatch": row["timestamp"],
+                "requestId": row["requestId"],
+            }
+    return sorted(hits.values(), key=_rank)
+
+
+def _rank(hit: dict[str, Any]) -> tuple[int, float, str]:
+    return (-hit["matches"], -hit["lastMatch"].timestamp(), hit["_id"])
 
 
 class ConversationsRepo:
@@ -29,17 +87,55 @@ class ConversationsRepo:
     async def page(
         self, page: int, limit: int, *, model: str | None = None, project: str | None = None
     ) -> tuple[list[dict[str, Any]], int]:
-        """One page of conversation summaries, newest activity first."""
-        where = q.list_project_filter(project) if project is not None else q.list_filter(model)
-        docs = (
-            await self._conversations.find(where)
-            .sort(q.LIST_SORT)
-            .skip((page - 1) * limit)
-            .limit(limit)
-            .to_list(None)
-        )
-        total = await self._conversations.count_documents(where)
-        return [_jsonable(list_item(d)) for d in docs], total
+        """One page of conversation summaries, newest activity first, and how many
+        there are. The summaries are read newest first in ranges of `lastActivity`
+        (the development database sorts a whole index range before it skips), so a
+        page reads the summaries before it and its own, never the whole collection."""
+        scope = q.list_project_filter(project) if project is not None else {}
+        matching = q.list_filter(model) if project is None else {}
+        total = await self._count(scope, matching)
+        offset = (page - 1) * limit
+        if offset >= total:
+            return [], total
+        docs = await self._newest(scope, matching, offset + limit)
+        return [_jsonable(list_item(d)) for d in docs[offset:]], total
+
+    async def _count(self, scope: dict[str, Any], matching: dict[str, Any]) -> int:
+        """Summaries in scope: the collection's count (a `count` command: no document
+        decoded), or the project's index range, or (model filter) every summary."""
+        if not scope and not matching:
+            return await self._conversations.estimated_document_count()
+        pipeline: list[dict[str, Any]] = [{"$match": scope or matching}]
+        if scope and matching:
+            pipeline.append({"$match": matching})
+        rows = await (await self._conversations.aggregate([*pipeline, {"$count": "n"}])).to_list(1)
+        return int(rows[0]["n"]) if rows else 0
+
+    async def _newest(
+        self, scope: dict[str, Any], matching: dict[str, Any], wanted: int
+    ) -> list[dict[str, Any]]:
+        """The `wanted` newest summaries in scope, read in growing ranges of
+        `lastActivity` (the `last_activity` or `project_last_activity` index)."""
+        found: list[dict[str, Any]] = []
+        upper = datetime.now(UTC) + LIST_SKEW
+        span = FIRST_LIST_SPAN
+        for rounds in range(1, LIST_ROUNDS + 1):
+            last = rounds == LIST_ROUNDS or upper - span <= LIST_EPOCH
+            window: dict[str, Any] = {"$lt": upper}
+            if not last:  # the last range reaches back to the first summary
+                window["$gte"] = upper - span
+            pipeline: list[dict[str, Any]] = [{"$match": {**scope, "lastActivity": window}}]
+            if matching:
+                pipeline.append({"$match": matching})
+            pipeline += [{"$sort": dict(q.LIST_SORT)}, {"$limit": wanted - len(found)}]
+            docs = await (await self._conversations.aggregate(pipeline)).to_list(None)
+            found += docs
+            if last or len(found) >= wanted:
+                break
+            left = wanted - len(found)
+            growth = LIST_GROWTH if not docs else min(LIST_GROWTH, max(1.0, left / len(docs)))
+            upper, span = upper - span, span * growth
+        return found
 
     async def search(
         self,
@@ -50,12 +146,10 @@ class ConversationsRepo:
         page: int,
         limit: int,
     ) -> tuple[list[dict[str, Any]], int]:
-        pipeline = q.search_pipeline(q.search_match(words, project, start, end), page, limit)
-        result = await (await self._requests.aggregate(pipeline)).to_list(None)
-        facet = result[0] if result else {"items": [], "total": []}
-        hits = facet["items"]
-        total = facet["total"][0]["n"] if facet["total"] else 0
-        summaries = {s["id"]: s for s in await self._summaries([h["_id"] for h in hits])}
+        hits = await search_hits(self._db, words, project, start, end)
+        total = len(hits)
+        hits = hits[(page - 1) * limit : page * limit]
+        summaries = await self._listed([h["_id"] for h in hits])
         excerpts = await self._snippets([h["requestId"] for h in hits], words)
         items = []
         for hit in hits:
@@ -90,6 +184,15 @@ class ConversationsRepo:
         return _jsonable(view)
 
     # ---- helpers ----------------------------------------------------------------------
+    async def _listed(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The list items of `ids` from their summaries (one indexed read by `_id`;
+        a conversation whose summary is not written yet, the recorder being a
+        batch behind, is left out and shown by its id alone)."""
+        if not ids:
+            return {}
+        docs = await self._conversations.find({"_id": {"$in": ids}}).to_list(len(ids))
+        return {d["_id"]: _jsonable(list_item(d)) for d in docs}
+
     async def _summaries(self, ids: list[str]) -> list[dict[str, Any]]:
         """Summaries of `ids`, in the order given."""
         if not ids:
@@ -116,9 +219,11 @@ class ConversationsRepo:
     async def _snippets(self, request_ids: list[str], words: list[str]) -> dict[str, str | None]:
         if not request_ids:
             return {}
-        docs = await self._requests.find(
-            {"requestId": {"$in": request_ids}}, q.SNIPPET_PROJECTION
-        ).to_list(None)
+        docs = (
+            await self._requests.find({"requestId": {"$in": request_ids}}, q.SNIPPET_PROJECTION)
+            .limit(len(request_ids))
+            .to_list(None)
+        )
         out: dict[str, str | None] = {}
         for doc in docs:
             conv = doc.get("conversation") or {}

@@ -1,7 +1,9 @@
 """One structured line per failed forward, for grepping and log pipelines.
 
 `key=value` pairs (values quoted when they contain spaces or quotes) followed by
-the human-readable line. Never includes credentials or bodies. The fields and
+the human-readable line. Never includes credentials or bodies: the query, the
+upstream URL and the error text pass through the credential rule
+(streaming.credentials), and no header but `anthropic-beta` is printed. The fields and
 their spelling are the seed's (`stream=true`, `ctx_err=<nil>`), so a log pipeline
 written for it reads ours; `status`, `reason` and `error` follow them.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from streaming.credentials import redact_query, redact_text, redact_url
 from streaming.exchange import Exchange, Outcome
 from streaming.headers import get_header
 
@@ -57,12 +60,13 @@ def failure_fields(exchange: Exchange, error: str) -> dict[str, object]:
         "body_bytes": len(exchange.request_body),
         "has_thinking": isinstance(body.get("thinking"), dict),
         "anthropic_beta": get_header(exchange.request_headers, "anthropic-beta") or "",
-        "query": exchange.query,
+        "query": redact_query(exchange.query),
         "elapsed": f"{exchange.elapsed_ms() / 1000:.3f}s",
         "ctx_err": context_error(exchange),
         "status": exchange.status or 0,
         "reason": exchange.error_reason or "",
-        "error": error,
+        # An error may quote the URL it failed on, query and all.
+        "error": redact_text(error),
     }
 
 
@@ -76,7 +80,7 @@ def log_forward_failure(exchange: Exchange, error: str) -> None:
         "Forward of %s %s to %s failed after %.3fs: %s",
         exchange.method,
         exchange.path,
-        exchange.upstream_url or "upstream",
+        redact_url(exchange.upstream_url) or "upstream",
         exchange.elapsed_ms() / 1000,
-        error,
+        redact_text(error),
     )

@@ -1,11 +1,13 @@
 """The forward service: one client request to the upstream and back.
 
-handler → `Forwarder.handle` → inspect the body → upstream client → relay loop
+handler → `Forwarder.handle` → inspect the body → plan (routing) → the provider
+chain (forwarding.failover: breaker, fallbacks) → upstream client → relay loop
 (the capture on the side) → the finished `Exchange` goes to the sinks (the
 transport metrics, the hand-off to the journal). The sinks are called exactly
 once per request, also when the client disconnects and the handler task is
 cancelled. Nothing here decodes or folds a relayed body, except demotion, which
-must answer with the folded message.
+must answer with the folded message. OpenAI-format providers are answered by
+forwarding.openai_forward.
 """
 
 from __future__ import annotations
@@ -21,13 +23,25 @@ from yarl import URL
 
 from control.demotion import StreamToMessage, demoted_response_headers
 from control.header_rules import apply_rules
-from control.plan import RuleBook, UpstreamPlan, plan_upstream
-from control.routing import RoutingConfig
+from control.plan import RuleBook, UpstreamPlan, plan_fallback, plan_upstream
+from control.routing import ProviderFormat, RoutingConfig
+from forwarding.breaker import BreakerBoard
 from forwarding.capture import Capture, CaptureBudget
+from forwarding.failover import (
+    PROXY_REQUEST_ID_HEADER,
+    Chain,
+    Verdict,
+    breaker_counts,
+    failure_reason,
+    raising,
+    transport_failure,
+)
 from forwarding.failure_log import failure_fields, format_fields, log_forward_failure
 from forwarding.inspect import inspect_body
+from forwarding.openai_forward import OpenAIForwarder
 from forwarding.relay import StreamBroken, buffered_response, read_body, relay_stream
 from forwarding.upstream import UpstreamClient
+from metrics.providers import initialise_failover_series
 from runtime.drain import close_after_response
 from runtime.settings import Settings
 from runtime.state import LiveState
@@ -42,8 +56,6 @@ logger = logging.getLogger("proxy.forward")
 # write; larger or unsized ones are relayed chunk by chunk.
 BUFFER_LIMIT = 4 * 1024 * 1024
 
-PROXY_REQUEST_ID_HEADER = "x-proxy-request-id"
-
 # Consumers of finished exchanges: the metrics, the hand-off to the journal.
 ExchangeSink = Callable[[Exchange], None]
 
@@ -57,6 +69,7 @@ class Forwarder:
         sinks: Sequence[ExchangeSink] = (),
         routing: RoutingConfig | None = None,
         rulebook: RuleBook | None = None,
+        breakers: BreakerBoard | None = None,
     ) -> None:
         self._settings = settings
         self._client = client
@@ -66,6 +79,13 @@ class Forwarder:
         self.rulebook = rulebook or RuleBook()
         self._base = settings.anthropic_forward_url
         self._capture_budget = CaptureBudget(settings.log_capture_budget_bytes)
+        if breakers is None:  # one board per worker: a second forwarder shares it
+            breakers = BreakerBoard(self.routing.providers)
+            initialise_failover_series(
+                [(p.name, p.fallback.provider) for p in self.routing.providers if p.fallback]
+            )
+        self.breakers = breakers
+        self._openai = OpenAIForwarder(settings, client, self._capture_budget, self.rulebook)
 
     async def handle(self, request: Request, *, messages_api: bool = False) -> HTTPResponse | None:
         """Forward `request`; returns a response, or None once a stream was relayed.
@@ -97,8 +117,10 @@ class Forwarder:
                     logger.info(
                         "request_rejected %s", format_fields(failure_fields(exchange, err.message))
                     )
+                body = err.body(exchange.request_id)
+                record_proxy_answer(exchange, body)
                 return HTTPResponse(
-                    body=err.body(exchange.request_id),
+                    body=body,
                     status=err.status,
                     headers={PROXY_REQUEST_ID_HEADER: exchange.request_id},
                     content_type="application/json",
@@ -135,21 +157,64 @@ class Forwarder:
             rules=self.rulebook.current,
             demote_enabled=self._settings.demote_nonstreaming,
         )
-        exchange.upstream_url = plan.url
-        exchange.provider = plan.provider
-        exchange.routed_model = plan.routed_model
-        exchange.route_rule = plan.rule
-        exchange.demoted = plan.demote
+        note_plan(exchange, plan)
         return plan
 
     async def _forward(self, request: Request, exchange: Exchange) -> HTTPResponse | None:
         plan = self.plan(request, exchange)
-        url = URL(plan.url, encoded=True)
-        upstream = await self._client.open(request.method, url, plan.headers, plan.body)
+        target = request.raw_url.decode("latin-1")
+
+        async def attempt(plan: UpstreamPlan) -> Verdict:
+            if plan.format is ProviderFormat.OPENAI:
+                return await self._openai.attempt(request, exchange, plan)
+            return await self._attempt(request, exchange, plan)
+
+        def next_plan(failed: UpstreamPlan) -> UpstreamPlan | None:
+            return plan_fallback(
+                exchange,
+                target,
+                failed,
+                routing=self.routing,
+                rules=self.rulebook.current,
+                demote_enabled=self._settings.demote_nonstreaming,
+            )
+
+        def note(plan: UpstreamPlan) -> None:
+            note_plan(exchange, plan)
+
+        chain = Chain(exchange, self.breakers, attempt, next_plan, note)
+        return await chain.run(plan)
+
+    async def _attempt(self, request: Request, exchange: Exchange, plan: UpstreamPlan) -> Verdict:
+        """An Anthropic-format provider: relayed as it answers, unless its status says
+        another provider may answer instead (then the body is never read)."""
         try:
-            return await self._respond(request, exchange, upstream)
-        finally:
-            upstream.close()
+            upstream = await self._client.open(
+                request.method, URL(plan.url, encoded=True), plan.headers, plan.body
+            )
+        except ProxyError as err:
+            reason = transport_failure(err)
+            if reason is None:
+                raise
+            return Verdict(reason, None, err.message, raising(err))
+        own_key = plan.target is not None and plan.target.api_key is not None
+        status = upstream.status
+        reason = failure_reason(status, own_key=own_key)
+
+        async def deliver() -> HTTPResponse | None:
+            try:
+                return await self._respond(request, exchange, upstream)
+            finally:
+                upstream.close()
+
+        return Verdict(
+            reason,
+            status,
+            f"upstream status {status}" if reason else None,
+            deliver,
+            upstream.close,
+            counts_for_breaker=reason is not None and breaker_counts(reason, own_key=own_key),
+        )
 
     async def _respond(
         self, request: Request, exchange: Exchange, upstream: aiohttp.ClientResponse
@@ -255,6 +320,32 @@ class Forwarder:
         exchange.finish(Outcome.COMPLETED)
         if exchange.demoted:
             exchange.judge_stream()
+
+
+def note_plan(exchange: Exchange, plan: UpstreamPlan) -> None:
+    """The exchange describes the provider now tried; an earlier one's answer is gone."""
+    exchange.upstream_url = plan.url
+    exchange.provider = plan.provider
+    exchange.provider_format = plan.format.value
+    exchange.routed_model = plan.routed_model
+    exchange.route_rule = plan.rule
+    exchange.demoted = plan.demote
+    exchange.status = None
+    exchange.response_headers = []
+
+
+def record_proxy_answer(exchange: Exchange, body: bytes) -> None:
+    """The log keeps the error body the proxy answered with (small, made here), in
+    place of whatever an upstream had sent before the proxy gave up: the record
+    shows what the client got, message included."""
+    exchange.response_chunks = [body]
+    exchange.response_bytes = exchange.captured_bytes = len(body)
+    exchange.response_clipped = False
+    exchange.response_encoding = None
+    exchange.is_sse = False
+    exchange.message = None
+    exchange.stream_error = None
+    exchange.stream_complete = False
 
 
 def refuse_control_characters(exchange: Exchange) -> None:

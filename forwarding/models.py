@@ -211,6 +211,7 @@ class ModelsForwarder(Forwarder):
             forwarder._live,
             routing=forwarder.routing,
             rulebook=forwarder.rulebook,
+            breakers=forwarder.breakers,  # one board per worker, never reset
         )
         self.parent = forwarder
         self.sinks = forwarder.sinks  # the same list: a sink added later reaches both

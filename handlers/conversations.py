@@ -11,11 +11,17 @@ from sanic_ext import openapi
 
 from conversations.queries import ID_PATTERN, MAX_QUERY_WORDS, query_words
 from conversations.repo import ConversationsRepo
-from handlers.params import BadParameter, datetime_param, int_param, text_param
+from handlers.params import (
+    BadParameter,
+    api_error,
+    datetime_param,
+    int_param,
+    log_unavailable,
+    text_param,
+)
 from openapi import params
 from openapi.components import ConversationDetail, ConversationList, ConversationSearchResults
 from openapi.responses import error, guarded, ok
-from streaming.errors import error_body
 
 bp = Blueprint("conversations", url_prefix="/api/conversations")
 
@@ -34,10 +40,6 @@ _PROJECT = _P(
 _BAD = error(400)
 _NOT_FOUND = error(404)
 _UNAVAILABLE = error(503)
-
-
-def _error(status: int, message: str) -> HTTPResponse:
-    return HTTPResponse(error_body(status, message), status=status, content_type="application/json")
 
 
 def _repo(request: Request) -> ConversationsRepo | None:
@@ -68,6 +70,7 @@ def _listing(items: list, total: int, page: int, limit: int, **extra: object) ->
 @bp.get("")
 @openapi.definition(
     summary="List conversations (grouped by session), newest activity first",
+    operation="getConversations",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     parameter=[
@@ -85,7 +88,7 @@ async def list_conversations(request: Request) -> HTTPResponse:
         return exc.response()
     repo = _repo(request)
     if repo is None:
-        return _error(503, "The request log is not available")
+        return log_unavailable()
     items, total = await repo.page(page, limit, model=model)
     return _listing(items, total, page, limit)
 
@@ -93,6 +96,7 @@ async def list_conversations(request: Request) -> HTTPResponse:
 @bp.get("/project")
 @openapi.definition(
     summary="List the conversations of one project",
+    operation="getConversationsByProject",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     parameter=[
@@ -112,7 +116,7 @@ async def project_conversations(request: Request) -> HTTPResponse:
         return exc.response()
     repo = _repo(request)
     if repo is None:
-        return _error(503, "The request log is not available")
+        return log_unavailable()
     items, total = await repo.page(page, limit, project=project)
     return _listing(items, total, page, limit, project=project)
 
@@ -120,6 +124,7 @@ async def project_conversations(request: Request) -> HTTPResponse:
 @bp.get("/search")
 @openapi.definition(
     summary="Search conversations by words in messages and tool names",
+    operation="searchConversations",
     description=(
         "Matches requests holding every word of `q` (case- and accent-insensitive words "
         "of 2+ characters), ranks conversations by matching requests, then by the "
@@ -157,7 +162,7 @@ async def search_conversations(request: Request) -> HTTPResponse:
         return exc.response()
     repo = _repo(request)
     if repo is None:
-        return _error(503, "The request log is not available")
+        return log_unavailable()
     items, total = await repo.search(words, project, start, end, page, limit)
     return _listing(items, total, page, limit, words=words)
 
@@ -165,6 +170,7 @@ async def search_conversations(request: Request) -> HTTPResponse:
 @bp.get("/<id:str>")
 @openapi.definition(
     summary="One conversation: every turn in order, subagents nested",
+    operation="getConversationByID",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     parameter=[
@@ -194,9 +200,9 @@ async def get_conversation(request: Request, id: str) -> HTTPResponse:
         return exc.response()
     repo = _repo(request)
     if repo is None:
-        return _error(503, "The request log is not available")
+        return log_unavailable()
     found = await repo.get(conversation_id, project)
     if found is None:
         where = f" in project {project}" if project is not None else ""
-        return _error(404, f"No conversation with id {conversation_id}{where}")
+        return api_error(404, "Conversation not found", f"No conversation {conversation_id}{where}")
     return json(found)

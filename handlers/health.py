@@ -28,6 +28,7 @@ def _live(request: Request) -> LiveState:
 @bp.get("/health")
 @openapi.definition(
     summary="Readiness: 200 while serving, 503 once draining",
+    operation="healthCheck",
     tag="health",
     response=[
         ok(HealthResponse, "Serving"),
@@ -50,6 +51,7 @@ async def health(request: Request) -> HTTPResponse:
 @bp.get("/livez")
 @openapi.definition(
     summary="Liveness and live state: in-flight requests, draining flag",
+    operation="livenessProbe",
     tag="health",
     response=[ok(LivezResponse)],
 )

@@ -1,5 +1,6 @@
 """Query-parameter parsing shared by the dashboard handlers: typed, bounded, and a
-400 in Anthropic's error shape that names the parameter when it is wrong."""
+400 naming the parameter when it is wrong; and the dashboard API's error answers,
+in the seed's `ErrorResponse` shape (`{"error", "details"}`)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,41 @@ from datetime import UTC, datetime
 from sanic import Request
 from sanic.response import HTTPResponse
 
-from streaming.errors import error_body
+from streaming.errors import api_error_body
 
 _INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 
 
+LOG_UNAVAILABLE = (
+    "Request log unavailable",
+    "The request log is disabled (REQUEST_LOG=false) or its database is not connected",
+)
+
+
+def api_error(status: int, error: str, details: str) -> HTTPResponse:
+    """An `/api/*` error: `error` a short sentence, `details` the specifics."""
+    return HTTPResponse(
+        api_error_body(error, details), status=status, content_type="application/json"
+    )
+
+
+def log_unavailable() -> HTTPResponse:
+    """The 503 of every route that reads the request log when there is none."""
+    return api_error(503, *LOG_UNAVAILABLE)
+
+
 class BadParameter(ValueError):
+    """A parameter the route cannot take. The message starts with the parameter's
+    name (`page: must be between 1 and 1000000, got 0`), like stats' TimeError."""
+
+    @property
+    def parameter(self) -> str:
+        name, colon, _ = str(self).partition(":")
+        return name if colon else ""
+
     def response(self) -> HTTPResponse:
-        return HTTPResponse(error_body(400, str(self)), status=400, content_type="application/json")
+        error = f"Invalid parameter '{self.parameter}'" if self.parameter else "Invalid parameter"
+        return api_error(400, error, str(self))
 
 
 def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:

@@ -9,7 +9,7 @@ from sanic_ext import openapi
 from forwarding.forward import Forwarder
 from forwarding.models import MODELS_BUDGET, SOURCE_HEADER, ModelsForwarder
 from openapi.anthropic import AnthropicRequest, AnthropicResponse, ModelsResponse, TokenCount
-from openapi.responses import API_KEY, BEARER, error, ref
+from openapi.responses import API_KEY, BEARER, anthropic_error, ref
 from streaming.errors import error_body
 
 api = Blueprint("proxy", url_prefix="/v1")
@@ -22,16 +22,16 @@ PASSTHROUGH_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS
 # What the proxy itself answers on any forwarded route; any other status (401, 429,
 # 529, ...) is the upstream's own, relayed unchanged in the same error shape.
 _NO_BODY_ERRORS = (
-    error(400, "Invalid request (the proxy's checks, or the upstream's)"),
-    error(502),
-    error(504),
-    error("default", "An upstream error, relayed unchanged"),
+    anthropic_error(400, "Invalid request (the proxy's checks, or the upstream's)"),
+    anthropic_error(502),
+    anthropic_error(504),
+    anthropic_error("default", "An upstream error, relayed unchanged"),
 )
 # Routes that take a body: its read deadline and size limit apply too.
 _PROXY_ERRORS = (
     *_NO_BODY_ERRORS,
-    error(408, "The client did not send its request within REQUEST_READ_TIMEOUT"),
-    error(413),
+    anthropic_error(408, "The client did not send its request within REQUEST_READ_TIMEOUT"),
+    anthropic_error(413),
 )
 
 
@@ -55,6 +55,7 @@ def _models_forwarder(request: Request) -> ModelsForwarder:
 @openapi.secured(BEARER)
 @openapi.definition(
     summary="Create a message (Anthropic Messages API)",
+    operation="createMessage",
     description=(
         "Forwarded to the upstream unchanged (path, query such as `?beta=true`, headers "
         "except hop-by-hop ones, body bytes). Streaming responses are relayed event by event."
@@ -81,6 +82,7 @@ async def create_message(request: Request) -> HTTPResponse | None:
 @openapi.secured(BEARER)
 @openapi.definition(
     summary="Count tokens of a message request",
+    operation="countTokens",
     tag="proxy",
     body=openapi.definitions.RequestBody(
         {"application/json": ref(AnthropicRequest)}, required=True
@@ -101,6 +103,7 @@ async def count_tokens(request: Request) -> HTTPResponse | None:
 @openapi.secured(BEARER)
 @openapi.definition(
     summary="List models: the upstream's, plus the models the routing config serves",
+    operation="listModels",
     description=(
         "Forwarded with the client's headers and query, answered within "
         f"{MODELS_BUDGET:g} s (Claude Code's model discovery gives up at 3 s). The first "
@@ -129,8 +132,9 @@ async def list_models(request: Request) -> HTTPResponse | None:
 @openapi.secured(BEARER)
 @openapi.definition(
     summary="OpenAI chat completions: not supported, use /v1/messages",
+    operation="chatCompletions",
     tag="proxy",
-    response=[error(400, "Always: use POST /v1/messages")],
+    response=[anthropic_error(400, "Always: use POST /v1/messages")],
 )
 async def chat_completions(request: Request) -> HTTPResponse:
     message = (
@@ -145,6 +149,11 @@ async def chat_completions(request: Request) -> HTTPResponse:
 @openapi.secured(BEARER)
 @openapi.definition(
     summary="Any other Anthropic API path, forwarded unchanged",
+    description=(
+        "Every method, HEAD and OPTIONS included, is forwarded as sent; each method is "
+        "its own operation (`passthroughGet`, `passthroughHead`, ...)."
+    ),
+    operation="passthrough",
     tag="proxy",
     response=[
         openapi.definitions.Response(
@@ -158,7 +167,15 @@ async def passthrough(request: Request, path: str) -> HTTPResponse | None:
 
 
 @root.route("/", methods=["HEAD"])
+@openapi.definition(
+    summary="Claude Code's start-up probe: 200, no body",
+    description="No auth, not forwarded, not recorded. `GET /` (a browser) is the dashboard's.",
+    operation="startupProbe",
+    tag="health",
+    response=[openapi.definitions.Response({}, status=200, description="Up (no body)")],
+)
 async def probe(request: Request) -> HTTPResponse:
     """Claude Code's start-up `HEAD /`: an explicit 200, so it never reaches whatever
-    `GET /` does (a redirect would fail the probe). Not forwarded, not recorded."""
-    return HTTPResponse(status=200)
+    `GET /` does (a redirect would fail the probe). Not forwarded, not recorded.
+    A content type is named: without one Sanic writes `content-type: None`."""
+    return HTTPResponse(status=200, content_type="text/plain; charset=utf-8")

@@ -1,4 +1,6 @@
-"""`/api/requests*`: the request log, for the dashboard (the seed's contract)."""
+"""`/api/requests*`: the request log, for the dashboard (the seed's contract). Items
+are shaped by storage/request_log_shape.py: the list and the detail answer the
+seed's `RequestLog`, the summary its `RequestSummary`."""
 
 from __future__ import annotations
 
@@ -6,13 +8,20 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 from sanic_ext import openapi
 
-from handlers.params import BadParameter, datetime_param, int_param, text_param
+from handlers.params import (
+    BadParameter,
+    api_error,
+    datetime_param,
+    int_param,
+    log_unavailable,
+    text_param,
+)
 from openapi import params
 from openapi import requests as schemas
 from openapi.responses import error, guarded, ok
+from storage import request_log_shape as shape
 from storage.queries import SHORT_ID
 from storage.requests_repo import RequestsRepo
-from streaming.errors import error_body
 
 bp = Blueprint("requests", url_prefix="/api/requests")
 
@@ -28,17 +37,10 @@ def _repo(request: Request) -> RequestsRepo | None:
     return getattr(request.app.ctx, "requests_repo", None)
 
 
-def _unavailable() -> HTTPResponse:
-    return HTTPResponse(
-        error_body(503, "the request log is disabled (REQUEST_LOG=false) or unavailable"),
-        status=503,
-        content_type="application/json",
-    )
-
-
 @bp.get("")
 @openapi.definition(
     summary="List logged requests, newest first",
+    operation="getRequests",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     parameter=[
@@ -56,21 +58,23 @@ async def list_requests(request: Request) -> HTTPResponse:
     except BadParameter as exc:
         return exc.response()
     if (repo := _repo(request)) is None:
-        return _unavailable()
+        return log_unavailable()
     items, total = await repo.page(page, limit, model)
-    return json({"requests": items, "total": total, "page": page, "limit": limit})
+    listed = [shape.list_item(item) for item in items]
+    return json({"requests": listed, "total": total, "page": page, "limit": limit})
 
 
 @bp.delete("")
 @openapi.definition(
     summary="Clear all logged requests",
+    operation="deleteRequests",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
-    response=guarded(ok(schemas.RequestsCleared), _OFF),
+    response=guarded(ok(schemas.RequestsCleared), error(403), _OFF),
 )
 async def delete_requests(request: Request) -> HTTPResponse:
     if (repo := _repo(request)) is None:
-        return _unavailable()
+        return log_unavailable()
     deleted = await repo.delete_all()
     return json({"message": "Requests cleared", "deleted": deleted})
 
@@ -78,6 +82,7 @@ async def delete_requests(request: Request) -> HTTPResponse:
 @bp.get("/summary")
 @openapi.definition(
     summary="Request summaries (no bodies) for fast list rendering",
+    operation="getRequestsSummary",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     parameter=[
@@ -105,21 +110,23 @@ async def summary(request: Request) -> HTTPResponse:
     except BadParameter as exc:
         return exc.response()
     if (repo := _repo(request)) is None:
-        return _unavailable()
+        return log_unavailable()
     items, total = await repo.summaries(model, start, end, offset, limit)
-    return json({"requests": items, "total": total, "offset": offset, "limit": limit})
+    listed = [shape.summary_item(item) for item in items]
+    return json({"requests": listed, "total": total, "offset": offset, "limit": limit})
 
 
 @bp.get("/latest-date")
 @openapi.definition(
     summary="Date of the most recent logged request",
+    operation="getLatestRequestDate",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     response=guarded(ok(schemas.LatestDate), _OFF),
 )
 async def latest_date(request: Request) -> HTTPResponse:
     if (repo := _repo(request)) is None:
-        return _unavailable()
+        return log_unavailable()
     latest = await repo.latest_date()
     return json({"latestDate": latest.isoformat().replace("+00:00", "Z") if latest else None})
 
@@ -127,6 +134,7 @@ async def latest_date(request: Request) -> HTTPResponse:
 @bp.get("/<request_id:str>")
 @openapi.definition(
     summary="One logged request by full or short (prefix) id",
+    operation="getRequestByID",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     parameter=[
@@ -142,18 +150,14 @@ async def latest_date(request: Request) -> HTTPResponse:
 )
 async def get_request(request: Request, request_id: str) -> HTTPResponse:
     if not SHORT_ID.match(request_id):
-        return HTTPResponse(
-            error_body(400, "id: must be 4 to 32 lowercase hex digits"),
-            status=400,
-            content_type="application/json",
-        )
+        return BadParameter("id: must be 4 to 32 lowercase hex digits").response()
     if (repo := _repo(request)) is None:
-        return _unavailable()
+        return log_unavailable()
     found = await repo.get(request_id)
     if found is None:
-        return HTTPResponse(
-            error_body(404, f"No request with id {request_id}"),
-            status=404,
-            content_type="application/json",
+        return api_error(
+            404,
+            "Request not found",
+            f"No logged request has the id {request_id} (a short id must match exactly one)",
         )
-    return json({"request": found, "fullId": found["requestId"]})
+    return json({"request": shape.detail(found), "fullId": found["requestId"]})

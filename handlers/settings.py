@@ -12,9 +12,9 @@ from sanic_ext import openapi
 from control.header_rules import parse_settings, settings_document
 from control.plan import HeaderRuleSet
 from control.settings_store import SettingsStore
+from handlers.params import api_error
 from openapi.components import ProxySettings
 from openapi.responses import error, guarded, ok, ref
-from streaming.errors import error_body
 
 bp = Blueprint("settings", url_prefix="/api")
 
@@ -35,6 +35,7 @@ def _document(request: Request) -> dict[str, Any]:
 @bp.get("/settings")
 @openapi.definition(
     summary="Current header rules",
+    operation="getSettings",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     response=guarded(ok(ProxySettings)),
@@ -46,16 +47,17 @@ async def get_settings(request: Request) -> HTTPResponse:
 @bp.put("/settings")
 @openapi.definition(
     summary="Replace the header rules (in force on every replica within 5 s)",
+    operation="saveSettings",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     body=openapi.definitions.RequestBody({"application/json": ref(ProxySettings)}, required=True),
-    response=guarded(ok(ProxySettings), error(400)),
+    response=guarded(ok(ProxySettings), error(400), error(403)),
 )
 async def put_settings(request: Request) -> HTTPResponse:
     try:
         request_rules, response_rules = parse_settings(request.body or b"")
     except ValueError as exc:  # a RuleError naming the rule and field, or invalid JSON
-        return HTTPResponse(error_body(400, str(exc)), status=400, content_type="application/json")
+        return api_error(400, "Invalid settings", str(exc))
     store = _store(request)
     if store is None:
         request.app.ctx.rulebook.current = HeaderRuleSet(

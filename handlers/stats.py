@@ -14,13 +14,12 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 from sanic_ext import openapi
 
-from handlers.params import BadParameter, datetime_param, int_param, text_param
+from handlers.params import BadParameter, datetime_param, int_param, log_unavailable, text_param
 from openapi import params
 from openapi import stats as schemas
 from openapi.responses import error, guarded, ok
 from stats.service import StatsService
 from stats.timebuckets import BUCKET_MINUTES, TimeError, zone
-from streaming.errors import error_body
 
 bp = Blueprint("stats", url_prefix="/api/stats")
 
@@ -65,11 +64,7 @@ async def _answer(
 ) -> HTTPResponse:
     service: StatsService | None = getattr(request.app.ctx, "stats", None)
     if service is None:
-        return HTTPResponse(
-            error_body(503, "the request log is disabled (REQUEST_LOG=false) or unavailable"),
-            status=503,
-            content_type="application/json",
-        )
+        return log_unavailable()
     try:
         return json(await query(service))
     except OverflowError:
@@ -111,6 +106,7 @@ def _bad(exc: Exception) -> HTTPResponse:
 @bp.get("")
 @openapi.definition(
     summary="Usage totals and per-model usage over a range",
+    operation="getStats",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     parameter=[
@@ -138,6 +134,7 @@ async def usage(request: Request) -> HTTPResponse:
 @bp.get("/dashboard")
 @openapi.definition(
     summary="Daily usage (local days in tz), zero-filled; default the last 30 days",
+    operation="getDashboardStats",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     parameter=[_START, _END, _ORG, _MODEL, _TZ],
@@ -158,6 +155,7 @@ async def dashboard(request: Request) -> HTTPResponse:
 @bp.get("/hourly")
 @openapi.definition(
     summary="Usage per time bucket (default hourly), zero-filled",
+    operation="getHourlyStats",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     parameter=[_START_REQ, _END_REQ, _BUCKET, _ORG, _MODEL, _TZ],
@@ -179,6 +177,7 @@ async def hourly(request: Request) -> HTTPResponse:
 @bp.get("/models")
 @openapi.definition(
     summary="Usage per model, by tokens descending",
+    operation="getModelStats",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     parameter=[_START_REQ, _END_REQ, _ORG, _MODEL, _TZ],
@@ -196,6 +195,7 @@ async def models(request: Request) -> HTTPResponse:
 @bp.get("/organizations")
 @openapi.definition(
     summary="Distinct organization ids seen in responses",
+    operation="getOrganizations",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     response=guarded(ok(schemas.OrganizationsResponse), _OFF),
@@ -207,6 +207,7 @@ async def organizations(request: Request) -> HTTPResponse:
 @bp.get("/latency")
 @openapi.definition(
     summary="Response time and time to first byte per model: average, p50, p95, p99 (ms)",
+    operation="getLatencyStats",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     parameter=[_START_REQ, _END_REQ, _ORG, _MODEL, _TZ],
@@ -225,6 +226,7 @@ async def latency(request: Request) -> HTTPResponse:
 @openapi.definition(
     summary="Rate-limit headroom per organization: latest, and per bucket (min remaining, "
     "max unified 5h/7d utilization)",
+    operation="getRateLimitStats",
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
     parameter=[_START_REQ, _END_REQ, _BUCKET, _ORG, _TZ],

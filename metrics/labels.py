@@ -38,6 +38,7 @@ UPSTREAM_ERROR_REASONS = (
     "upstream_redirect",
     "upstream_server_error",
     "models_deadline",
+    "circuit_open",
     "invalid_json",
     "invalid_request",
     "invalid_header",

@@ -1,8 +1,9 @@
 """Shared schemas, registered as named OpenAPI components (names follow the seed).
 
-`ErrorResponse` deliberately differs from the seed's `{error, details}`: every
-error the proxy writes uses Anthropic's own error shape, so SDK clients parse
-and retry proxy errors exactly like upstream ones.
+Two error shapes: the dashboard API (`/api/*`) answers the seed's `ErrorResponse`
+(`{"error": message, "details": detail}`); the model API (`/v1/*`) answers
+Anthropic's own (`AnthropicErrorResponse`), so SDK clients parse and retry proxy
+errors exactly like upstream ones.
 """
 
 from __future__ import annotations
@@ -23,7 +24,19 @@ class ErrorDetail:
 @openapi.component
 @dataclass
 class ErrorResponse:
-    type: str
+    """An error of the dashboard API (`/api/*`), the seed's shape."""
+
+    error: str  # what went wrong
+    details: str | None = None  # why, or what to change
+
+
+@openapi.component
+@dataclass
+class AnthropicErrorResponse:
+    """An error on `/v1/*`: the proxy's own (400, 408, 413, 502, 504) or the
+    upstream's, relayed; `{"type": "error", "error": {"type", "message"}}`."""
+
+    type: str  # always "error"
     error: ErrorDetail
     request_id: str | None = None
 
@@ -141,6 +154,7 @@ class AnthropicUsage:
     cache_creation_input_tokens: int
     cache_read_input_tokens: int
     cache_creation: dict[str, int] | None = None
+    service_tier: str | None = None
 
 
 @openapi.component

@@ -7,6 +7,8 @@ from typing import Any
 
 from sanic_ext.extensions.openapi.types import Schema
 
+from openapi.integers import INT32_MAX
+
 # text_param refuses control characters.
 PRINTABLE = r"^[^\x00-\x1f]*$"
 
@@ -28,11 +30,17 @@ REQUIRED_DATE_TIME_OR_DATE = Schema(anyOf=[_ISO, _EPOCH_MS, _DATE])
 
 
 def integer(default: int, minimum: int, maximum: int) -> Schema:
+    bounded = {"type": "integer", "format": _width(minimum, maximum)}
     return Schema(
-        anyOf=[{"type": "integer", "minimum": minimum, "maximum": maximum}, _EMPTY],
+        anyOf=[{**bounded, "minimum": minimum, "maximum": maximum}, _EMPTY],
         default=default,
     )
 
 
 def one_of(values: list[int], default: int) -> Schema:
-    return Schema(anyOf=[{"type": "integer", "enum": values}, _EMPTY], default=default)
+    kind = {"type": "integer", "format": _width(min(values), max(values))}
+    return Schema(anyOf=[{**kind, "enum": values}, _EMPTY], default=default)
+
+
+def _width(minimum: int, maximum: int) -> str:
+    return "int32" if -INT32_MAX - 1 <= minimum and maximum <= INT32_MAX else "int64"

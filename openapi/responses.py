@@ -1,8 +1,10 @@
 """Response and security declarations shared by the handlers' OpenAPI definitions.
 
-Every error the proxy writes has Anthropic's shape, so every 4xx/5xx points at the
-one `ErrorResponse` component; dashboard routes all document 401 because the
-guard answers it on any of them when DASHBOARD_PASSWORD is set.
+Errors have two documented shapes: the dashboard API (`/api/*`) answers the seed's
+`ErrorResponse` (`error`), the model API (`/v1/*`) Anthropic's
+(`anthropic_error`), which SDK clients read to decide on retries. Dashboard routes
+all document 401 because the guard answers it on any of them when
+DASHBOARD_PASSWORD is set.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 from sanic_ext.extensions.openapi.builders import SpecificationBuilder
 from sanic_ext.extensions.openapi.definitions import Component, Response
 
-from openapi.components import ErrorResponse
+from openapi.components import AnthropicErrorResponse, ErrorResponse
 
 API_KEY = "apiKey"
 BEARER = "bearerAuth"
@@ -21,10 +23,19 @@ DASHBOARD = "dashboardBasicAuth"
 _ERROR_DESCRIPTIONS = {
     400: "Invalid parameter or body; the message names the parameter",
     401: "Dashboard password required (only when DASHBOARD_PASSWORD is set)",
+    403: (
+        "Cross-site write refused: a state-changing call must come from the "
+        "dashboard's own origin or one listed in CORS_ORIGINS"
+    ),
     404: "Not found",
     413: "Request body over REQUEST_MAX_BYTES",
     502: "Upstream unreachable or its response broke off",
-    503: "The request log is disabled (REQUEST_LOG=false) or unavailable",
+    # Not an overload of anything (Anthropic's 503/529 type says that): the log is
+    # switched off, or its database is unreachable.
+    503: (
+        "Request log disabled (REQUEST_LOG=false) or its database unreachable; "
+        "a retry helps only once the database is back"
+    ),
     504: "Upstream did not answer in time",
 }
 
@@ -34,8 +45,18 @@ def ok(schema: Any, description: str = "OK", media: str = "application/json") ->
 
 
 def error(status: int | str, description: str | None = None) -> Response:
+    """An error of the dashboard API, in the seed's `ErrorResponse` shape."""
+    return _error(ErrorResponse, status, description)
+
+
+def anthropic_error(status: int | str, description: str | None = None) -> Response:
+    """An error on `/v1/*`, in Anthropic's error shape."""
+    return _error(AnthropicErrorResponse, status, description)
+
+
+def _error(schema: type, status: int | str, description: str | None) -> Response:
     return Response(
-        {"application/json": ref(ErrorResponse)},
+        {"application/json": ref(schema)},
         status=status,
         description=description or _ERROR_DESCRIPTIONS[int(status)],
     )

@@ -1,16 +1,15 @@
 """Response schemas of the stats API (`/api/stats*`), named like the seed's.
 
 Token totals and epoch-millisecond times pass 2^31 (a month of Claude Code
-traffic does): they are declared `format: int64`, not sanic-ext's default int32.
+traffic does): every integer is `format: int64` unless openapi/integers.py lists
+it as bounded (finish.py applies the rule to every component).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 from sanic_ext import openapi
-from sanic_ext.extensions.openapi.builders import SpecificationBuilder
 
 
 @dataclass
@@ -152,18 +151,21 @@ class LatencyStatsResponse:
 @openapi.component
 @dataclass
 class RateLimitLatest:
+    """The newest rate-limit state of an organization, as recorded (RateLimitInfo):
+    a header value that did not parse as a number stays a string."""
+
     organizationId: str
     timestamp: str
     ts: int
-    requestsLimit: int | None
-    requestsRemaining: int | None
-    tokensLimit: int | None
-    tokensRemaining: int | None
-    inputTokensRemaining: int | None
-    outputTokensRemaining: int | None
+    requestsLimit: int | str | None
+    requestsRemaining: int | str | None
+    tokensLimit: int | str | None
+    tokensRemaining: int | str | None
+    inputTokensRemaining: int | str | None
+    outputTokensRemaining: int | str | None
     unifiedStatus: str | None
-    unifiedUtilization5h: float | None
-    unifiedUtilization7d: float | None
+    unifiedUtilization5h: float | str | None
+    unifiedUtilization7d: float | str | None
 
 
 @openapi.component
@@ -185,47 +187,3 @@ class RateLimitBucket:
 class RateLimitStatsResponse:
     latest: list[RateLimitLatest]
     buckets: list[RateLimitBucket]
-
-
-# Integer fields that can pass 2^31: token totals and epoch milliseconds.
-_INT64_SUFFIXES = ("tokens", "Tokens")
-_INT64_NAMES = frozenset({"ts"})
-
-
-def int64_fields(cls: type) -> list[str]:
-    hints = {f.name: f.type for f in fields(cls)}
-    return [
-        name
-        for name, hint in hints.items()
-        if hint in ("int", int) and (name.endswith(_INT64_SUFFIXES) or name in _INT64_NAMES)
-    ]
-
-
-def _widen_to_int64() -> None:
-    """sanic-ext types every `int` int32 and ignores a field's own `format`; the
-    registered component schemas are corrected in place (the same objects every
-    spec route serialises)."""
-    schemas: dict[str, Any] = SpecificationBuilder()._components["schemas"]
-    for cls in (
-        UsageStats,
-        ModelUsage,
-        ModelUsageRow,
-        DailyStat,
-        HourlyStat,
-        ModelStat,
-        HourlyStatsResponse,
-        RateLimitLatest,
-        RateLimitBucket,
-    ):
-        schema = schemas.get(cls.__name__)
-        if schema is None:
-            continue
-        properties = getattr(schema, "_fields", schema).get("properties", {})
-        for name in int64_fields(cls):
-            prop = properties.get(name)
-            values = getattr(prop, "_fields", prop)
-            if isinstance(values, dict) and values.get("type") == "integer":
-                values["format"] = "int64"
-
-
-_widen_to_int64()

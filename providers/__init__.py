@@ -5,9 +5,10 @@ around its request to an OpenAI-format backend (OpenAI Chat Completions, which v
 Ollama, llama.cpp and the OpenAI-compatible gateways share). Imports only
 `streaming/` (its SSE decoder).
 
-- `to_openai_request` (providers.openai_request, turns in providers.openai_messages):
-  a Messages request → a Chat Completions request; `Unsupported` names what the
-  backend cannot express (→ 400), `Malformed` what is not a Messages request.
+- `to_openai_request` (providers.openai_request, turns in providers.openai_messages,
+  thinking and effort in providers.effort): a Messages request → a Chat Completions
+  request; `Unsupported` names what the backend cannot express (→ 400), `Malformed`
+  what is not a Messages request.
 - `from_openai_response`, `parse_completion` (providers.openai_response): a
   completion body → the message.
 - `OpenAIStreamTranslator` (providers.openai_stream): a chunk stream → Anthropic SSE.

@@ -1,7 +1,9 @@
 """The system prompt and the turns of a Messages request as Chat Completions messages.
 
 - System prompt (string or text blocks) → one `system` message; mid-conversation
-  `role: "system"` messages → `system` messages in place.
+  `role: "system"` messages → `system` messages in place. Their `output_config`
+  (a per-message effort) is checked here and applied by `providers.effort`; a
+  system message without text (an effort change alone) adds no message.
 - User turns: text → text parts, images → `image_url` parts (base64 → a `data:` URL,
   URL sources as they are). A single text is sent as a plain string, several blocks as
   content parts, so block boundaries survive.
@@ -9,6 +11,13 @@
   that user turn; several blocks stay content parts. Chat Completions has no error
   flag, so an error result starts with `TOOL_ERROR_PREFIX`, which is how a model
   reads a failed tool call in that format.
+- `tool_reference` blocks in a tool_result (a client-side tool search's answer: the
+  API loads the named deferred tools' definitions into the model's context there)
+  → the definitions as text, as Claude Code's ToolSearch writes them without tool
+  references: `<functions>` with one `<function>{"description", "name",
+  "parameters"}</function>` line per tool. The tools themselves are sent as
+  functions anyway (see `providers.openai_request`); a name the request's tools
+  lack is written with its name alone.
 - Assistant turns: text → `content`, `tool_use` → `tool_calls` (input as JSON
   arguments). Within one assistant turn Chat Completions keeps text and tool calls
   apart, so text written between two tool calls is sent before them.
@@ -22,8 +31,10 @@ do not take it back either).
 Refused: images inside a tool_result (tool messages hold text only), documents, file
 or search-result blocks, server tool blocks, citations, compaction blocks, a block
 type or block field this module does not know, content before a tool_result (the
-Messages API refuses that too), and a final assistant turn (prefill: Chat Completions
-would answer after it instead of continuing it).
+Messages API refuses that too), a final assistant turn (prefill: Chat Completions
+would answer after it instead of continuing it), and `output_config` on any message
+but a system message, or with anything but `effort` (the API keeps the rest
+top-level).
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ _TEXT_FIELDS = frozenset({"type", "text", "cache_control", "citations"})
 _IMAGE_FIELDS = frozenset({"type", "source", "cache_control"})
 _TOOL_USE_FIELDS = frozenset({"type", "id", "name", "input", "cache_control"})
 _TOOL_RESULT_FIELDS = frozenset({"type", "tool_use_id", "content", "is_error", "cache_control"})
+_TOOL_REFERENCE_FIELDS = frozenset({"type", "tool_name", "cache_control"})
 _DROPPED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
 
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -53,7 +65,12 @@ def safe_tool_id(value: str) -> str:
     return _ID_UNSAFE.sub("_", value) or "_"
 
 
-def translate_messages(system: Any, messages: Any) -> list[dict[str, Any]]:
+def translate_messages(
+    system: Any, messages: Any, tools: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """`tools`: the request's translated functions by name (`function` objects), which
+    `tool_reference` blocks are written out from."""
+    functions = tools or {}
     out: list[dict[str, Any]] = []
     if system is not None:
         out.append({"role": "system", "content": _system_content(system, "`system`")})
@@ -64,19 +81,36 @@ def translate_messages(system: Any, messages: Any) -> list[dict[str, Any]]:
             raise Malformed(f"messages[{position}] must be an object")
         role, content = message.get("role"), message.get("content")
         extra = set(message) - {"role", "content"}
+        if role == "system" and "output_config" in extra:
+            _message_output_config(message["output_config"])
+            extra.discard("output_config")
         if extra:
             raise Unsupported(f"`{sorted(extra)[0]}` on messages")
         if role == "user":
-            out.extend(_user(content, position))
+            out.extend(_user(content, position, functions))
         elif role == "assistant":
             if position == len(messages) - 1:
                 raise Unsupported("a final assistant message (prefill)")
             out.append(_assistant(content, position))
         elif role == "system":
-            out.append({"role": "system", "content": _system_content(content, "system messages")})
+            text = _system_content(content, "system messages")
+            if text:  # an effort change alone: nothing for the model to read
+                out.append({"role": "system", "content": text})
         else:
             raise Malformed(f"messages[{position}].role must be user or assistant")
     return out
+
+
+def _message_output_config(config: Any) -> None:
+    """A system message's `output_config`: only `effort` belongs there (its value is
+    judged with the request's thinking options, in `providers.effort`)."""
+    if config is None:
+        return
+    if not isinstance(config, Mapping):
+        raise Malformed("a system message's `output_config` must be an object")
+    extra = set(config) - {"effort"}
+    if extra:
+        raise Unsupported(f"`output_config.{sorted(extra)[0]}` on system messages")
 
 
 def _blocks(content: Any, where: str) -> list[Mapping[str, Any]]:
@@ -98,7 +132,9 @@ def _system_content(content: Any, where: str) -> str | list[dict[str, Any]]:
     return _collapse(parts)
 
 
-def _user(content: Any, position: int) -> list[dict[str, Any]]:
+def _user(
+    content: Any, position: int, functions: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"role": "user", "content": content}]
     tool_messages: list[dict[str, Any]] = []
@@ -108,7 +144,7 @@ def _user(content: Any, position: int) -> list[dict[str, Any]]:
         if kind == "tool_result":
             if parts:
                 raise Unsupported("content before a tool_result in a user message")
-            tool_messages.append(_tool_result(block))
+            tool_messages.append(_tool_result(block, functions))
         elif kind == "text":
             parts.append(_text_part(block))
         elif kind == "image":
@@ -172,7 +208,9 @@ def _image_part(block: Mapping[str, Any]) -> dict[str, Any]:
     return {"type": "image_url", "image_url": {"url": url}}
 
 
-def _tool_result(block: Mapping[str, Any]) -> dict[str, Any]:
+def _tool_result(
+    block: Mapping[str, Any], functions: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
     _check_fields(block, _TOOL_RESULT_FIELDS, "tool_result")
     tool_use_id = block.get("tool_use_id")
     if not isinstance(tool_use_id, str):
@@ -182,20 +220,48 @@ def _tool_result(block: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(content, str):
         parts.append({"type": "text", "text": content})
     elif content is not None:
+        loaded: list[str] = []  # consecutive tool references, written as one block
         for inner in _blocks(content, "tool_result"):
             kind = inner.get("type")
+            if kind == "tool_reference":
+                loaded.append(_function_line(inner, functions))
+                continue
+            if loaded:
+                parts.append(_functions_part(loaded))
+                loaded = []
             if kind == "text":
                 parts.append(_text_part(inner))
             elif kind == "image":
                 raise Unsupported("images inside a tool_result")
             else:
                 raise Unsupported(f"`{kind}` blocks inside a tool_result")
+        if loaded:
+            parts.append(_functions_part(loaded))
     if block.get("is_error") is True:
         if parts:
             parts[0] = {"type": "text", "text": TOOL_ERROR_PREFIX + parts[0]["text"]}
         else:
             parts.append({"type": "text", "text": TOOL_ERROR_PREFIX.rstrip(": ")})
     return {"role": "tool", "tool_call_id": safe_tool_id(tool_use_id), "content": _collapse(parts)}
+
+
+def _function_line(block: Mapping[str, Any], functions: Mapping[str, Mapping[str, Any]]) -> str:
+    _check_fields(block, _TOOL_REFERENCE_FIELDS, "tool_reference")
+    name = block.get("tool_name")
+    if not isinstance(name, str):
+        raise Malformed("a tool_reference needs a `tool_name` string")
+    function = functions.get(name)
+    definition: dict[str, Any] = {}
+    if function is not None and function.get("description") is not None:
+        definition["description"] = function["description"]
+    definition["name"] = name
+    if function is not None:
+        definition["parameters"] = function.get("parameters")
+    return f"<function>{json.dumps(definition, ensure_ascii=False)}</function>"
+
+
+def _functions_part(lines: Sequence[str]) -> dict[str, Any]:
+    return {"type": "text", "text": "<functions>\n" + "\n".join(lines) + "\n</functions>"}
 
 
 def _tool_call(block: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,14 @@ Top-level fields (turns and the system prompt: `providers.openai_messages`):
   merely allows temperatures above 1).
 - `stop_sequences` → `stop`.
 - `tools` (custom tools with a JSON schema) → `function` tools: `name`,
-  `description`, `input_schema` → `parameters`, `strict`.
+  `description`, `input_schema` → `parameters`, `strict`. A tool with
+  `defer_loading: true` is sent as an ordinary function, from the first request
+  on: on the API its definition enters the model's context only once a tool
+  search (`tool_reference` blocks) loads it, and Chat Completions has no such
+  loading, so the model sees it from the start instead of after the search;
+  nothing the model could call is left out. (Claude Code's
+  `DeferredToolPlaceholder`, sent with it to keep deferred loading on, is sent
+  too: it tells the model never to call it.)
 - `tool_choice` auto / any / tool / none → `"auto"` / `"required"` /
   `{"type": "function", "function": {"name"}}` / `"none"`;
   `disable_parallel_tool_use` → `parallel_tool_calls: false`. Without tools, auto
@@ -24,20 +31,9 @@ Top-level fields (turns and the system prompt: `providers.openai_messages`):
 - `stream: true` → `stream: true` + `stream_options: {"include_usage": true}`, so the
   usage arrives in a last chunk.
 
-Thinking (`thinking`, `output_config.effort`) depends on the backend, so it is an
-option (`OpenAIOptions.thinking`):
-
-- `"refuse"` (default): thinking `enabled`/`adaptive` and an effort are refused, since
-  a backend without reasoning controls would silently answer without them.
-- `"reasoning_effort"`: OpenAI's equivalent. `output_config.effort` low/medium/high →
-  the same, `max` → `high` (the highest OpenAI's reference names for all reasoning
-  models); without an effort, a `budget_tokens` of ≤ 4096 → `low`, ≤ 16384 →
-  `medium`, more → `high`; `adaptive` alone sends none (the backend's default, i.e.
-  the model decides).
-- `"ignore"`: the operator declares the backend reasons on its own terms; thinking
-  and effort are accepted and not sent.
-
-`thinking: {"type": "disabled"}` needs nothing in any mode.
+Thinking (`thinking`, `output_config.effort`, and a system message's per-message
+effort) depends on the backend, so it is an option (`OpenAIOptions.thinking`:
+`refuse`, the default, `reasoning_effort` or `ignore`); see `providers.effort`.
 
 Ignored as harmless: `cache_control` (top level or on tools and blocks), `service_tier`
 (a capacity preference; the backend has its own), `context_management` (server-side
@@ -56,6 +52,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from providers.effort import ThinkingMode, reasoning_effort
 from providers.openai_messages import translate_messages
 from providers.refusal import Malformed, Unsupported
 
@@ -65,7 +62,7 @@ class OpenAIOptions:
     """What the backend behind a route accepts (set per provider by configuration)."""
 
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
-    thinking: Literal["refuse", "reasoning_effort", "ignore"] = "refuse"
+    thinking: ThinkingMode = "refuse"
 
 
 DEFAULT_OPTIONS = OpenAIOptions()
@@ -92,9 +89,8 @@ _HANDLED = frozenset(
 )
 _TOOL_FIELDS = frozenset(
     {"type", "name", "description", "input_schema", "cache_control", "strict"}
-    | {"eager_input_streaming"}
+    | {"eager_input_streaming", "defer_loading"}
 )
-_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "high"}
 
 
 def to_openai_request(
@@ -105,9 +101,12 @@ def to_openai_request(
     for key, value in body.items():
         if key not in _HANDLED and key not in _IGNORED and value is not None:
             raise Unsupported(f"`{key}`")
+    tools = body.get("tools")
+    functions = _tools(tools) if tools else []
+    by_name = {f["function"]["name"]: f["function"] for f in functions}
     out: dict[str, Any] = {
         "model": model,
-        "messages": translate_messages(body.get("system"), body.get("messages")),
+        "messages": translate_messages(body.get("system"), body.get("messages"), by_name),
     }
     max_tokens = body.get("max_tokens")
     if max_tokens is not None:
@@ -120,11 +119,10 @@ def to_openai_request(
         if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
             raise Malformed("`stop_sequences` must be a list of strings")
         out["stop"] = list(stop)
-    tools = body.get("tools")
-    if tools:
-        out["tools"] = _tools(tools)
+    if functions:
+        out["tools"] = functions
     _tool_choice(body.get("tool_choice"), bool(tools), out)
-    effort = _effort(body, options)
+    effort = reasoning_effort(body, options.thinking)
     if effort is not None:
         out["reasoning_effort"] = effort
     response_format = _response_format(body)
@@ -157,6 +155,8 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         name, schema = tool.get("name"), tool.get("input_schema")
         if not isinstance(name, str) or not isinstance(schema, Mapping):
             raise Malformed("a tool needs a `name` string and an `input_schema` object")
+        if tool.get("defer_loading") not in (None, True, False):
+            raise Malformed("a tool's `defer_loading` must be a boolean")
         function: dict[str, Any] = {"name": name}
         if tool.get("description") is not None:
             function["description"] = tool["description"]
@@ -196,32 +196,6 @@ def _tool_choice(choice: Any, has_tools: bool, out: dict[str, Any]) -> None:
     out["tool_choice"] = value
     if choice.get("disable_parallel_tool_use") is True:
         out["parallel_tool_calls"] = False
-
-
-def _effort(body: Mapping[str, Any], options: OpenAIOptions) -> str | None:
-    thinking = body.get("thinking")
-    config = body.get("output_config")
-    effort = config.get("effort") if isinstance(config, Mapping) else None
-    if thinking is not None and not isinstance(thinking, Mapping):
-        raise Malformed("`thinking` must be an object")
-    kind = thinking.get("type") if thinking is not None else None
-    if kind not in (None, "disabled", "enabled", "adaptive"):
-        raise Unsupported(f"thinking of type `{kind}`")
-    wants = kind in ("enabled", "adaptive") or effort is not None
-    if not wants or options.thinking == "ignore":
-        return None
-    if options.thinking == "refuse":
-        raise Unsupported("extended thinking and effort (`thinking`, `output_config.effort`)")
-    if effort is not None:
-        if effort not in _EFFORTS:
-            raise Unsupported(f"effort `{effort}`")
-        return _EFFORTS[effort]
-    if kind == "enabled":
-        budget = thinking.get("budget_tokens") if thinking is not None else None
-        if not isinstance(budget, int) or isinstance(budget, bool):
-            raise Malformed("`thinking.budget_tokens` must be an integer")
-        return "low" if budget <= 4096 else "medium" if budget <= 16384 else "high"
-    return None
 
 
 def _response_format(body: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -50,7 +50,12 @@ def build_document(
         "routedModel": exchange.routed_model or exchange.model,
         "servedModel": priced.served_model,
         "provider": exchange.provider,
+        "providerFormat": exchange.provider_format,
         "routeRule": exchange.route_rule,
+        # Every provider tried (failovers and breaker skips included) and how many
+        # times the request moved on to a fallback, for the log and for pipelines.
+        "attempts": exchange.attempts,
+        "failovers": _failovers(exchange.attempts),
         "userAgent": get_header(req_headers, "user-agent"),
         "contentType": get_header(req_headers, "content-type"),
         "isStreaming": exchange.stream_requested,
@@ -62,7 +67,7 @@ def build_document(
         "clientKeyFingerprint": (
             exchange.client_key if exchange.credentials_redacted else client_key(req_headers)
         ),
-        "upstreamRequestId": get_header(resp_headers, "request-id"),
+        "upstreamRequestId": _upstream_request_id(exchange),
         "statusCode": exchange.status,
         "responseTime": _ms(exchange.duration_ms),
         "timeToFirstByte": _ms(exchange.ttfb_ms),
@@ -103,6 +108,19 @@ def build_document(
         exchange, body, message, document["sessionId"], document["conversationHash"]
     )
     return document
+
+
+def _failovers(attempts: list[dict[str, Any]]) -> int:
+    # Every attempt but the last handed the request on (failed over, or skipped).
+    return max(0, len(attempts) - 1)
+
+
+def _upstream_request_id(exchange: Exchange) -> str | None:
+    """Anthropic's `request-id`; an OpenAI-format backend's `x-request-id`."""
+    found = get_header(exchange.response_headers, "request-id")
+    if found is None and exchange.provider_format == "openai":
+        found = get_header(exchange.response_headers, "x-request-id")
+    return found
 
 
 def _identity(exchange: Exchange) -> dict[str, Any]:

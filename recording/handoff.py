@@ -10,25 +10,17 @@ lists, dicts).
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from recording.document import client_key
-from streaming.credentials import SECRET_HEADERS, fingerprint
+from streaming.credentials import redact_query, redact_url, sanitize_headers
 from streaming.exchange import Exchange, Outcome
 from streaming.jsonbody import parse_json_object
 
-# Query parameters that carry credentials (Google-style `key=`, OAuth tokens...).
-SECRET_QUERY_PARAMS = frozenset(
-    {"key", "api_key", "apikey", "api-key", "access_token", "token", "auth", "password", "secret"}
-)
-
-_SECRET_PARAM = re.compile(
-    "(?:^|[&;])(?:" + "|".join(re.escape(n) for n in sorted(SECRET_QUERY_PARAMS)) + ")=",
-    re.IGNORECASE,
-)
+# `redact_query` is re-exported: the credential rule lives in streaming.credentials
+# (the forwarder's log lines apply it too), the journal is where it must hold.
+__all__ = ["decode_exchange", "encode_exchange", "redact_query", "stored_headers"]
 
 _SCALARS = (
     "request_id",
@@ -48,6 +40,10 @@ _SCALARS = (
     "ttfb_ms",
     "duration_ms",
     "error_reason",
+    # Providers: the format that answered, the model it reported, every attempt.
+    "provider_format",
+    "backend_model",
+    "attempts",
 )
 
 
@@ -59,7 +55,7 @@ def encode_exchange(exchange: Exchange) -> dict[str, Any]:
     meta["method"] = str(exchange.method)
     meta["path"] = str(exchange.path)
     meta["query"] = redact_query(str(exchange.query))
-    meta["upstream_url"] = _redact_url(exchange.upstream_url)
+    meta["upstream_url"] = redact_url(exchange.upstream_url)
     meta["request_headers"] = stored_headers(exchange.request_headers)
     meta["response_headers"] = stored_headers(exchange.response_headers)
     meta["client_key"] = client_key(exchange.request_headers)
@@ -71,11 +67,9 @@ def encode_exchange(exchange: Exchange) -> dict[str, Any]:
 
 
 def stored_headers(headers: list[tuple[str, str]]) -> list[list[str]]:
-    """Plain [name, value] pairs, credentials replaced by their fingerprints."""
-    return [
-        [str(name), fingerprint(value) if name.lower() in SECRET_HEADERS else str(value)]
-        for name, value in headers
-    ]
+    """Plain [name, value] pairs, credentials replaced by their fingerprints (by
+    rule: see streaming.credentials)."""
+    return sanitize_headers(headers)
 
 
 def decode_exchange(meta: dict[str, Any], request_body: bytes, response_body: bytes) -> Exchange:
@@ -104,28 +98,6 @@ def decode_exchange(meta: dict[str, Any], request_body: bytes, response_body: by
     elif response_body or exchange.status is not None:
         exchange.response_body = response_body
     return exchange
-
-
-def redact_query(query: str) -> str:
-    """The query string with credential-bearing parameters fingerprinted."""
-    if not query or not _SECRET_PARAM.search(query):
-        return query
-    pairs = parse_qsl(query, keep_blank_values=True)
-    if not any(name.lower() in SECRET_QUERY_PARAMS for name, _ in pairs):
-        return query
-    return urlencode(
-        [
-            (name, fingerprint(value) if name.lower() in SECRET_QUERY_PARAMS else value)
-            for name, value in pairs
-        ]
-    )
-
-
-def _redact_url(url: str | None) -> str | None:
-    if not url or "?" not in url:
-        return url
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(query=redact_query(parts.query)))
 
 
 def _pairs(value: Any) -> list[tuple[str, str]]:

@@ -11,6 +11,11 @@ stores it and the metrics count it, so the two can never price differently.
 - A Message Batches results download sums its succeeded results, each priced at
   the batch rate (recording.batch_results).
 - An error answer (status ≥ 400, or none) has no usage and no cost.
+- An OpenAI-format provider's answer (translated, its usage in Anthropic's
+  terms): `servedModel` is the model the backend named; it is priced at that
+  name when the price table knows it, else at the model it was asked for, else
+  it is unpriced. A backend that reported no usage (`usage_unreported`) has no
+  cost: its zeros are unknown, not free.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from recording.batch_results import batch_totals, is_batch_results
 from storage.pricing import Cost, PriceTable
 from streaming.exchange import Exchange
 from streaming.usage import Usage, counts, raw_usage, response_message, usage_record
+
+OPENAI_FORMAT = "openai"  # control.routing.ProviderFormat.OPENAI, as the journal carries it
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +65,18 @@ def price_exchange(exchange: Exchange, prices: PriceTable) -> Priced:
     if is_batch_results(exchange):
         return _batch(exchange, prices, routed)
     message = response_message(exchange)
-    served = served_model(message)
+    served = priced_as = served_model(message)
+    if exchange.provider_format == OPENAI_FORMAT:
+        backend = exchange.backend_model
+        served = backend or served
+        priced_as = backend if backend and prices.resolve(backend) else routed
     raw = raw_usage(message) if exchange.status and exchange.status < 400 else None
     if raw is None:
         return Priced(routed, served, None, None, None)
     usage = counts(raw)
-    cost = prices.cost_of(routed, raw, served_model=served, batch=False)
+    if raw.get("usage_unreported") is True:
+        return Priced(routed, served, usage_record(raw, usage), usage, None)
+    cost = prices.cost_of(routed, raw, served_model=priced_as, batch=False)
     return Priced(routed, served, usage_record(raw, usage), usage, cost)
 
 

@@ -87,8 +87,12 @@ class Settings:
     config_file: str | None = None
     # Send stream:false Messages requests upstream as streams, answer with JSON.
     demote_nonstreaming: bool = False
-    # HTTP Basic password for /api/* (username ignored); unset: no auth.
+    # HTTP Basic password for /api/* (username ignored); unset: no auth, which a
+    # non-loopback HOST refuses unless dashboard_open says so.
     dashboard_password: str | None = field(default=None, repr=False)
+    # The operator's explicit acceptance of an unprotected dashboard on a
+    # non-loopback HOST (start-up warns loudly); ignored when a password is set.
+    dashboard_open: bool = False
     # Origins allowed to call /api/* from a browser; empty: CORS off.
     cors_origins: tuple[str, ...] = ()
     # The interactive API docs at /docs; false keeps /openapi.json|yaml but drops the UI.
@@ -233,6 +237,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "config_file": _text,
     "demote_nonstreaming": _bool,
     "dashboard_password": _text,
+    "dashboard_open": _bool,
     "cors_origins": _origins,
     "openapi_docs": _bool,
     "request_log": _bool,

@@ -69,6 +69,12 @@ def _request_models() -> list[IndexModel]:
         IndexModel([("model", ASCENDING), ("timestamp", DESCENDING)], name="model_time"),
         IndexModel([("organizationId", ASCENDING), ("timestamp", DESCENDING)], name="org_time"),
         IndexModel([("sessionId", ASCENDING), ("timestamp", DESCENDING)], name="session_time"),
+        # The request list's error filters read the failed requests alone
+        # (storage.queries.status_leads): a few percent of the log.
+        IndexModel([("outcome", ASCENDING), ("timestamp", DESCENDING)], name="outcome_time"),
+        # The dashboard's live tail: what was stored since its last poll. A record
+        # is stored once finished, so its start `timestamp` can be far behind.
+        IndexModel([("response.completedAt", DESCENDING)], name="completed_time"),
         # Conversations (conversations.queries): threads, projects, search words.
         IndexModel(
             [("conversation.id", ASCENDING), ("timestamp", DESCENDING)],

@@ -1,8 +1,10 @@
-"""Errors the proxy itself produces, in Anthropic's error shape.
+"""Errors the proxy itself produces, in the shape each API's clients read.
 
-Clients (the SDKs, Claude Code) parse `{"type":"error","error":{"type","message"}}`
-and retry on the type; a proxy error in any other shape shows up as an opaque
-failure instead of a retryable one.
+On the model API (`/v1/*`) clients (the SDKs, Claude Code) parse Anthropic's
+`{"type":"error","error":{"type","message"}}` and retry on the type; a proxy error
+in any other shape shows up as an opaque failure instead of a retryable one. The
+dashboard API (`/api/*`) keeps the seed's contract, `{"error", "details"}`
+(`ErrorResponse`), which dashboard clients written against the seed's spec read.
 """
 
 from __future__ import annotations
@@ -58,3 +60,20 @@ def error_body(status: int, message: str, request_id: str | None = None) -> byte
     if request_id:
         payload["request_id"] = request_id
     return json.dumps(payload, separators=(",", ":")).encode()
+
+
+# The dashboard API's tree: `/api` and everything below it, as routed (raw path).
+API_ROOT = "/api"
+
+
+def is_dashboard_api(path: str) -> bool:
+    """Whether an error on `path` answers in the seed's `ErrorResponse` shape.
+    `/apix` is not the API; `/v1/../api/x` is routed as a `/v1` path, so it is not
+    either."""
+    return path == API_ROOT or path.startswith(API_ROOT + "/")
+
+
+def api_error_body(error: str, details: str) -> bytes:
+    """The seed's `ErrorResponse`: `error` says what went wrong in a short sentence,
+    `details` the specifics (the parameter and its rule, the limit, the id)."""
+    return json.dumps({"error": error, "details": details}, separators=(",", ":")).encode()

@@ -49,6 +49,15 @@ class Exchange:
     route_rule: str | None = None
     # stream:false sent upstream as a stream and answered as JSON.
     demoted: bool = False
+    # The wire format of the provider that answered (`anthropic`, `openai`).
+    provider_format: str | None = None
+    # The model an OpenAI-format backend said it used (its `model`); the client's
+    # message names the model it was asked for.
+    backend_model: str | None = None
+    # Every provider tried, in order, failovers and circuit-breaker skips included:
+    # {provider, format, model, status, outcome, error, ms} (plain values, so the
+    # journal carries them as they are).
+    attempts: list[dict[str, Any]] = field(default_factory=list)
 
     status: int | None = None
     response_headers: list[tuple[str, str]] = field(default_factory=list)

@@ -28,6 +28,12 @@ proxy forwards like any other header):
     redirect:CODE       status CODE with `location: /v1/models` on this same server
     script:KEY          the answer a test registered with `script(KEY, ...)`: its
                         status, headers and body; an SSE body is sent event by event
+    call:KEY            the answer of the responder a test registered with
+                        `respond(KEY, fn)`: `fn` sees each request as received
+                        (method, path, headers, body) and returns a `Script` (see
+                        `build_script`), or None for the default answer below; for a
+                        client such as Claude Code, whose turns depend on each other,
+                        and which sends the header on every request
 
 `x-fake-delay-ms` spaces the replayed events. Without `x-fake`, /v1/messages
 answers text_basic (SSE if the body asks to stream), count_tokens and models
@@ -46,7 +52,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -212,6 +218,21 @@ class Script:
     sse: bool
 
 
+def build_script(
+    status: int, headers: dict[str, str], body: bytes | Sequence[bytes], *, sse: bool
+) -> Script:
+    """A `Script` made as `FakeUpstream.script` makes one, for a responder to return."""
+    if isinstance(body, bytes):
+        chunks = tuple(sse_chunks(body)) if sse else (body,)
+    else:
+        chunks = tuple(body)
+    return Script(status, dict(headers), chunks, sse)
+
+
+# Sees each request as received; answers with a Script, or None for the default answer.
+Responder = Callable[[Received], Script | None]
+
+
 @dataclass
 class FakeUpstream:
     received: list[Received] = field(default_factory=list)
@@ -223,6 +244,8 @@ class FakeUpstream:
     # Answers registered by tests, by key (`x-fake: script:KEY`); never cleared by
     # reset(), so a session-wide upstream keeps what each module registered.
     scripts: dict[str, Script] = field(default_factory=dict)
+    # Request-aware responders by key (`x-fake: call:KEY`); kept like `scripts`.
+    responders: dict[str, Responder] = field(default_factory=dict)
 
     # ---- running -------------------------------------------------------------------
     def make_app(self) -> web.Application:
@@ -283,6 +306,13 @@ class FakeUpstream:
             chunks = tuple(body)
         self.scripts[key] = Script(status, dict(headers), chunks, sse)
         return f"script:{key}"
+
+    def respond(self, key: str, responder: Responder) -> str:
+        """Register the responder of `x-fake: call:KEY` (replacing any earlier one) and
+        return that header value. It runs on the fake's own loop, one request at a
+        time, and must not block."""
+        self.responders[key] = responder
+        return f"call:{key}"
 
     # ---- handling ------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -384,6 +414,8 @@ class FakeUpstream:
             return web.Response(status=int(arg), headers=headers)
         if kind == "script":
             return await self._scripted(request, arg)
+        if kind == "call":
+            return await self._called(request, arg, body)
         raise web.HTTPBadRequest(text=f"unknown x-fake scenario {scenario!r}")
 
     async def _default(self, request: web.Request, body: bytes) -> web.StreamResponse:
@@ -494,6 +526,25 @@ class FakeUpstream:
         script = self.scripts.get(key)
         if script is None:
             raise web.HTTPBadRequest(text=f"no script registered as {key!r}")
+        base = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
+        headers = self._headers({**(base if script.sse else {}), **script.headers})
+        response = web.StreamResponse(status=script.status, headers=headers)
+        if not script.sse:
+            response.content_length = sum(len(c) for c in script.chunks)
+        await response.prepare(request)
+        for chunk in script.chunks:
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
+    async def _called(self, request: web.Request, key: str, body: bytes) -> web.StreamResponse:
+        responder = self.responders.get(key)
+        if responder is None:
+            raise web.HTTPBadRequest(text=f"no responder registered as {key!r}")
+        seen = Received(request.method, request.raw_path, headers_of(request), body)
+        script = responder(seen)
+        if script is None:
+            return await self._default(request, body)
         base = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
         headers = self._headers({**(base if script.sse else {}), **script.headers})
         response = web.StreamResponse(status=script.status, headers=headers)

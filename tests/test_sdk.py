@@ -1,15 +1,20 @@
-"""The official anthropic SDK as a real client: through the proxy == direct."""
+"""The official anthropic SDK as a real client: through the proxy == direct; and through
+the proxy to an OpenAI-format provider, its streaming helpers accumulate the translated
+stream into the message the non-streaming call returns."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import anthropic
 import pytest
 
-from tests.conftest import ProxyProcess
+from providers import from_openai_response
+from tests.conftest import ProxyProcess, start_proxy
+from tests.fake_openai import FakeOpenAI
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import COMPLETE_STREAMS
+from tests.providers.openai_chunks import completion_from_chunks, scenario_chunks
 
 MESSAGES = [{"role": "user", "content": "What is in this repository?"}]
 MODEL = "claude-sonnet-4-5-20250929"
@@ -107,3 +112,89 @@ async def test_error_status_raises_same_exception(clients) -> None:
                 )
             seen.append((info.value.status_code, info.value.body["error"]["type"]))
         assert seen[0] == seen[1]
+
+
+# ---- through the proxy to an OpenAI-format provider -----------------------------------
+
+OPENAI_TOOLS = [
+    {"name": "get_weather", "input_schema": {"type": "object"}},
+    {"name": "get_time", "input_schema": {"type": "object"}},
+]
+
+
+@pytest.fixture(scope="module")
+def openai_backend() -> FakeOpenAI:
+    fake = FakeOpenAI()
+    fake.start_in_thread()
+    return fake
+
+
+@pytest.fixture(scope="module")
+def openai_proxy(
+    openai_backend: FakeOpenAI, upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxyProcess]:
+    tmp = tmp_path_factory.mktemp("sdk-openai")
+    (tmp / "routes.yaml").write_text(
+        f"""
+providers:
+  - {{name: local, format: openai, base_url: "{openai_backend.url}"}}
+rules:
+  - match: {{model: "prefix:fake:"}}
+    action: {{provider: local}}
+"""
+    )
+    proxy = start_proxy(
+        tmp, {"ANTHROPIC_FORWARD_URL": upstream.url, "CONFIG_FILE": str(tmp / "routes.yaml")}
+    )
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+async def via_proxy(openai_proxy: ProxyProcess) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    client = anthropic.AsyncAnthropic(
+        api_key="sk-ant-test", base_url=openai_proxy.url, max_retries=0
+    )
+    yield client
+    await client.close()
+
+
+@pytest.mark.parametrize("name", ["text", "tools", "interleaved", "cached", "refusal"])
+async def test_sdk_stream_through_the_proxy_accumulates_the_translated_message(
+    name: str, via_proxy: anthropic.AsyncAnthropic
+) -> None:
+    request = {
+        "model": f"fake:{name}",
+        "max_tokens": 256,
+        "messages": MESSAGES,
+        "tools": OPENAI_TOOLS,
+    }
+    async with via_proxy.messages.stream(**request) as stream:
+        events = [event.type async for event in stream]
+        final = await stream.get_final_message()
+    created = await via_proxy.messages.with_raw_response.create(**request)
+    message = await created.parse()
+    assert events[0] == "message_start" and events[-1] == "message_stop"
+    # The same message either way; only the id (the proxy's request id) differs.
+    assert final.model_dump(exclude={"id"}) == message.model_dump(exclude={"id"})
+    expected = from_openai_response(
+        completion_from_chunks(scenario_chunks(name)),
+        model=f"fake:{name}",
+        request_id=created.headers["x-proxy-request-id"],
+    )
+    assert message.to_dict() == expected
+
+
+async def test_sdk_raises_the_translated_backend_error(via_proxy: anthropic.AsyncAnthropic) -> None:
+    with pytest.raises(anthropic.RateLimitError) as info:
+        async with via_proxy.messages.stream(
+            model="fake:status:429", max_tokens=10, messages=MESSAGES
+        ) as stream:
+            await stream.get_final_message()
+    assert info.value.response.headers["retry-after"] == "7"
+    with pytest.raises(anthropic.APIStatusError) as mid:
+        async with via_proxy.messages.stream(
+            model="fake:error-mid:5", max_tokens=10, messages=MESSAGES, tools=OPENAI_TOOLS
+        ) as stream:
+            await stream.get_final_message()
+    assert mid.value.body["error"]["type"] == "api_error"  # type: ignore[index]

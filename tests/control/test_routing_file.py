@@ -67,9 +67,9 @@ rules:
             "not a variable name",
         ),
         (
-            _BASE.replace("    base_url", "    format: openai\n    base_url"),
+            _BASE.replace("    base_url", "    openai: {thinking: ignore}\n    base_url"),
             3,
-            "'openai' is not supported yet",
+            "apply to providers of format openai only",
         ),
         (
             _BASE.replace("    base_url", "    format: grpc\n    base_url"),
@@ -241,9 +241,15 @@ def test_example_config_is_valid() -> None:
     config = load_config(
         str(ROOT / "config.example.yaml"), explicit=True, environ={"TEAM_ANTHROPIC_KEY": "k"}
     )
-    assert [p.name for p in config.providers] == ["anthropic-team", "staging"]
-    assert len(config.rules) == 3
+    assert [p.name for p in config.providers] == ["anthropic-team", "staging", "local-vllm"]
+    assert len(config.rules) == 4
     route = config.route("claude-opus-4-1", "agent-1", None)
     assert route is not None and route.routed_model == "claude-haiku-4-5"
     route = config.route("x", None, "sha256:0123456789abcdef")
     assert route is not None and route.provider.name == "staging"
+    route = config.route("claude-haiku-4-5", "explore-7", None)
+    assert route is not None and route.provider.format.value == "openai"
+    assert config.fallback_for(route.provider, "qwen3-coder-30b", "claude-x") == (
+        config.providers[0],
+        "claude-haiku-4-5",
+    )

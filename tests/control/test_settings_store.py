@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from sanic import Sanic
 
+from control.header_rules import HeaderRule
 from control.plan import RuleBook
-from control.settings_store import SettingsStore
+from control.settings_store import SETTINGS_ID, SettingsStore
 from handlers import settings as settings_handlers
 from openapi import components  # noqa: F401  (registers the schemas)
 
@@ -102,7 +104,57 @@ async def test_invalid_rules_are_400_and_change_nothing(
     app = _replica("replica_c", db, 1)
     _, resp = await app.asgi_client.put("/api/settings", content=body)
     assert resp.status == 400
-    assert resp.json["type"] == "error"
-    assert resp.json["error"]["type"] == "invalid_request_error"
-    assert fragment in resp.json["error"]["message"]
+    assert fragment in _message(resp.json)
     assert await db["settings"].count_documents({}) == 0
+
+
+def _message(body: dict[str, Any]) -> str:
+    """The rule's problem, from the dashboard API's error: the seed's `{"error",
+    "details"}`, the details naming the rule and field."""
+    assert body.get("error") == "Invalid settings", body
+    assert set(body) == {"error", "details"}, body
+    return body["details"]
+
+
+async def test_a_stored_rule_with_a_field_its_action_ignores_still_loads(
+    db: AsyncDatabase,
+) -> None:
+    # An older build stored a `block` rule with a 3,000-character `find` (found by
+    # Schemathesis); reading it back must neither drop the rule set nor answer it.
+    stored = {
+        "requestHeaderRules": [
+            {"header": "x-api-key", "action": "block", "find": "f" * 3000, "enabled": True},
+            {"header": "x-team", "action": "set", "value": "ml", "find": "", "enabled": True},
+        ],
+        "responseHeaderRules": [],
+    }
+    await db["settings"].insert_one({"_id": SETTINGS_ID, "rules": stored, "version": 7})
+    app = _replica("replica_d", db, 1)
+    await app.ctx.settings_store.refresh()
+    assert app.ctx.rulebook.current.request == (
+        HeaderRule("x-api-key", "block"),
+        HeaderRule("x-team", "set", value="ml"),
+    )
+    _, resp = await app.asgi_client.get("/api/settings")
+    assert resp.json["requestHeaderRules"] == [
+        {"header": "x-api-key", "action": "block", "enabled": True},
+        {"header": "x-team", "action": "set", "value": "ml", "enabled": True},
+    ]
+    # A PUT of the same document is refused: new rules are held to the schema.
+    _, put = await app.asgi_client.put("/api/settings", json=stored)
+    assert put.status == 400 and "not used by action 'block'" in _message(put.json)
+
+
+async def test_a_stored_document_the_validation_refuses_keeps_the_rules_in_force(
+    db: AsyncDatabase,
+) -> None:
+    app = _replica("replica_e", db, 1)
+    _, resp = await app.asgi_client.put("/api/settings", json=RULES)
+    assert resp.status == 200
+    before = app.ctx.rulebook.current
+    too_long = {"requestHeaderRules": [{"header": "x", "action": "set", "value": "v" * 3000}]}
+    await db["settings"].update_one(
+        {"_id": SETTINGS_ID}, {"$set": {"rules": too_long}, "$inc": {"version": 1}}
+    )
+    await app.ctx.settings_store.refresh()
+    assert app.ctx.rulebook.current == before

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from conversations.fields import (
+    WORKDIR_SYSTEM_MESSAGES,
     conversation_id,
     project_name,
     project_path,
@@ -26,6 +27,7 @@ from recording.document import build_document
 from streaming.exchange import Outcome
 from tests.conversations.helpers import PRICES, documents_of, exchange_of
 from tests.fixtures.conversations import exchanges
+from tests.providers.claude_code_body import WORKDIR, claude_code_request
 
 MAIN = "5d0c2f1a-7b9e-4c3d-8a61-2f4e9b7c1d03"
 LEGACY = "b7e41f09-2c5d-4a86-9e13-6f0a8d2c4b75"
@@ -119,6 +121,42 @@ def test_project_path_fallbacks_and_name() -> None:
     assert project_name("/home/dev/acme-billing") == "acme-billing"
     assert project_name("C:\\Users\\me\\proj") == "proj"
     assert project_name("/") == "/" and project_name(None) is None
+
+
+def test_project_path_of_claude_code_2_1_332() -> None:
+    """Its system prompt no longer states the directory: its environment, in a
+    `role: "system"` message after the first user turn, does (the request logged
+    as the proxy logs it)."""
+    body = claude_code_request()
+    assert WORKDIR not in json.dumps(body["system"])
+    entry = {"path": "/v1/messages?beta=true", "headers": [], "body": body, "status": 200}
+    entry["reply"] = {"type": "message", "role": "assistant", "content": [], "usage": {}}
+    document = build_document(exchange_of(entry), PRICES)
+    assert document["conversation"]["projectPath"] == WORKDIR
+    assert document["conversation"]["projectName"] == "acme-billing"
+
+
+def _system(text: str) -> dict[str, Any]:
+    return {"role": "system", "content": [{"type": "text", "text": text}]}
+
+
+USER_TURN = {"role": "user", "content": "hi"}
+
+
+def test_project_path_in_system_messages_is_found_in_the_first_few() -> None:
+    stating = _system(" - Primary working directory: /srv/late")
+    others = [_system("reminder"), USER_TURN, {"role": "system", "content": "more"}]
+    assert project_path({"messages": [USER_TURN, *others, stating]}, "") == "/srv/late"
+    # Bounded: past the first WORKDIR_SYSTEM_MESSAGES system messages nothing is read.
+    filler = [_system(f"note {i}") for i in range(WORKDIR_SYSTEM_MESSAGES)]
+    assert project_path({"messages": [USER_TURN, *filler, stating]}, "") is None
+    # The system prompt's statement comes first, then these, then the metadata.
+    assert project_path({"messages": [USER_TURN, stating]}, "Working directory: /a") == "/a"
+    with_cwd = {"messages": [USER_TURN, stating], "metadata": {"cwd": "/from/metadata"}}
+    assert project_path(with_cwd, "") == "/srv/late"
+    # A user message saying it is not a system message: only the first user message counts.
+    said = {"role": "user", "content": "Working directory: /said"}
+    assert project_path({"messages": [USER_TURN, said]}, "") is None
 
 
 # ---- threads ------------------------------------------------------------------------------

@@ -8,11 +8,13 @@ import gzip
 import itertools
 import json
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 
 import aiohttp
 import pytest
 from yarl import URL
 
+from handlers.dashboard import root as dashboard_root
 from tests.conftest import ProxyProcess, free_port, start_proxy
 from tests.fake_upstream import RATE_LIMIT_HEADERS, FakeUpstream
 from tests.fixtures import STREAMS, message_bytes, stream_bytes
@@ -343,3 +345,33 @@ async def test_events_flushed_as_they_arrive(
     assert len(arrivals) == 6
     # Generous bounds: this checks flushing, not speed (speed lives in bench/).
     assert all(0.12 < gap < 0.4 for gap in gaps), gaps
+
+
+async def _raw_head(proxy: ProxyProcess, path: str) -> list[bytes]:
+    """The response's header lines exactly as sent (aiohttp would tidy them)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    try:
+        writer.write(f"HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+    finally:
+        writer.close()
+    return head.split(b"\r\n")
+
+
+async def test_head_root_sends_a_real_content_type(proxy: ProxyProcess) -> None:
+    """Claude Code's start-up probe: Sanic writes a missing content type as the
+    literal `content-type: None`; the answer names a real one."""
+    lines = await _raw_head(proxy, "/")
+    assert lines[0] == b"HTTP/1.1 200 OK"
+    types = [line for line in lines if line.lower().startswith(b"content-type:")]
+    assert types == [b"content-type: text/plain; charset=utf-8"]
+    assert not any(line.lower().endswith(b": none") for line in lines)
+
+
+async def test_the_dashboards_own_head_answer_names_a_content_type_too() -> None:
+    """The dashboard's `GET /` route answers a HEAD itself where no probe route is
+    registered: the header lines Sanic would write for it."""
+    response = await dashboard_root(SimpleNamespace(method="HEAD"))  # type: ignore[arg-type]
+    assert response.status == 200
+    assert dict(response.processed_headers)[b"content-type"] == b"text/plain; charset=utf-8"

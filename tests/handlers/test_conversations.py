@@ -436,7 +436,8 @@ async def test_project_route_matches_the_path_as_a_value(proxy, sent, http) -> N
     )
     assert status == 200 and page["total"] == 0
     status, body = await _get(http, proxy, f"/api/conversations/{MAIN}?project=%2Fsomewhere%2Felse")
-    assert status == 404 and body["error"]["type"] == "not_found_error"
+    assert status == 404 and body["error"] == "Conversation not found"
+    assert body["details"] == f"No conversation {MAIN} in project /somewhere/else"
 
 
 # ---- search -------------------------------------------------------------------------------
@@ -490,12 +491,19 @@ async def test_search_words_tools_ranking_and_filters(proxy, sent, http) -> None
 async def test_bad_parameters_are_400(proxy, http, path: str) -> None:
     status, body = await _get(http, proxy, path)
     assert status == 400, body
-    assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+    assert set(body) == {"error", "details"}, body
+    assert body["error"].startswith("Invalid parameter '"), body
+    parameter = body["error"].removeprefix("Invalid parameter '").removesuffix("'")
+    assert body["details"].startswith(f"{parameter}: "), body
 
 
 async def test_unknown_conversation_is_404(proxy, http) -> None:
     status, body = await _get(http, proxy, "/api/conversations/0123456789abcdef")
-    assert status == 404 and body["error"]["type"] == "not_found_error"
+    assert status == 404
+    assert body == {
+        "error": "Conversation not found",
+        "details": "No conversation 0123456789abcdef",
+    }
 
 
 async def test_openapi_declares_the_routes(proxy, http) -> None:

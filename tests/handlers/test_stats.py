@@ -131,8 +131,10 @@ async def test_bad_parameters_are_400_naming_the_parameter(
 ) -> None:
     status, body = await _get(http, served, path, **params)
     assert status == 400
-    assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
-    assert body["error"]["message"].startswith(named), body
+    # The seed's ErrorResponse: the parameter in both the sentence and the details.
+    assert set(body) == {"error", "details"}, body
+    assert body["error"] == f"Invalid parameter '{named}'", body
+    assert body["details"].startswith(f"{named}: "), body
 
 
 async def test_a_range_without_data_is_zero_filled(served: ProxyProcess, http) -> None:
@@ -160,6 +162,7 @@ async def test_token_totals_and_times_are_int64_in_the_spec(served: ProxyProcess
         properties = schemas[name]["properties"]
         for field in fields:
             assert properties[field] == {**properties[field], "type": "integer", "format": "int64"}
-    # Counts of requests stay plain integers; the incomplete count sits beside the cost.
-    assert schemas["UsageStats"]["properties"]["cost_incomplete_requests"]["format"] == "int32"
+    # Every integer is 64-bit unless openapi/integers.py names it bounded; the
+    # incomplete count sits beside the cost.
+    assert schemas["UsageStats"]["properties"]["cost_incomplete_requests"]["format"] == "int64"
     assert "cost_incomplete_requests" in schemas["DailyStat"]["required"]

@@ -155,7 +155,8 @@ def post_head(path: str, length: int, extra: str = "") -> bytes:
 
 
 def assert_error(resp: RawResponse | tuple[int, Any], status: int, error_type: str) -> None:
-    """Anthropic's error shape with the expected status and type."""
+    """Anthropic's error shape (the model API's, `/v1/*`) with the expected status
+    and type."""
     if isinstance(resp, RawResponse):
         code, payload = resp.status, resp.json()
     else:
@@ -164,6 +165,19 @@ def assert_error(resp: RawResponse | tuple[int, Any], status: int, error_type: s
     assert payload["type"] == "error", payload
     assert payload["error"]["type"] == error_type, payload
     assert isinstance(payload["error"]["message"], str) and payload["error"]["message"]
+
+
+def assert_api_error(resp: RawResponse | tuple[int, Any], status: int) -> dict[str, str]:
+    """The dashboard API's error (`/api/*`): the seed's `{"error", "details"}`, both
+    non-empty strings, with the expected status. Returns the body."""
+    if isinstance(resp, RawResponse):
+        code, payload = resp.status, resp.json()
+    else:
+        code, payload = resp
+    assert code == status, payload
+    assert set(payload) == {"error", "details"}, payload
+    assert all(isinstance(v, str) and v for v in payload.values()), payload
+    return payload
 
 
 async def assert_alive(proxy: ProxyProcess) -> None:

@@ -301,7 +301,8 @@ def test_secrets_come_from_the_secret(
         refs[key] = ref
     # The image has no embedded database: without a URI the pod must not start.
     assert refs["MONGODB_URI"].get("optional", False) is False
-    assert refs["DASHBOARD_PASSWORD"].get("optional") is True
+    # Locked down by default; only dev relaxes it (tests/k8s/test_locked_down.py).
+    assert refs["DASHBOARD_PASSWORD"].get("optional", False) is (target == "dev")
     names = {ref["name"] for ref in refs.values()}
     assert len(names) == 1
     (name,) = names

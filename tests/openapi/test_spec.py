@@ -16,9 +16,12 @@ from sanic import Sanic
 from app import create_app
 from runtime.settings import Settings
 from tests.openapi.conftest import AUTH, LiveApp
+from tests.openapi.schemas import error_message, errors, json_schema
 
 TAGS = {"proxy", "dashboard", "health"}
-ERROR_REF = "#/components/schemas/ErrorResponse"
+# /api/*: the seed's `{error, details}`; /v1/*: Anthropic's shape, which SDKs read.
+API_ERROR_REF = "#/components/schemas/ErrorResponse"
+V1_ERROR_REF = "#/components/schemas/AnthropicErrorResponse"
 # Named like the seed's components where it has them.
 SEED_COMPONENTS = {
     "ErrorResponse",
@@ -36,6 +39,12 @@ SEED_COMPONENTS = {
     "ModelStatsResponse",
     "HeaderRule",
     "ProxySettings",
+    "SystemMessage",
+    "Tool",
+    "AnthropicRequest",
+    "AnthropicMessage",
+    "AnthropicResponse",
+    "ModelsResponse",
 }
 
 
@@ -63,16 +72,27 @@ def _spec_path(route_path: str) -> str:
     return "/" + re.sub(r"<(\w+)(?::[^>]*)?>", r"{\1}", route_path).strip("/")
 
 
+# Pages, not API: the dashboard's HTML and assets, and `GET /`, which sends a
+# browser there. They stay out of the document (openapi.exclude on their handlers).
+def _is_page(method: str, path: str) -> bool:
+    return path == "/dashboard" or path.startswith("/dashboard/") or (method, path) == ("GET", "/")
+
+
 def _routes(app: Sanic) -> set[tuple[str, str]]:
-    """(method, path) of every registered route but sanic-ext's own docs routes.
-    HEAD and OPTIONS are left out: Sanic adds them to every GET route, and sanic-ext
-    leaves them out of the document (OAS_IGNORE_HEAD / OAS_IGNORE_OPTIONS)."""
+    """(method, path) of every route the document must list: all but sanic-ext's own
+    docs routes, the HEAD and OPTIONS routes sanic-ext adds by itself beside every
+    route (marked `__auto_handler__`; they answer like the GET, or list the
+    methods), and the dashboard's pages. A route that names HEAD or OPTIONS itself
+    (the `/v1/*` passthrough, the `HEAD /` probe) is listed with them."""
     found = set()
     for route in app.router.routes:
         if route.name.startswith(f"{app.name}.openapi."):
             continue
-        for method in route.methods - {"HEAD", "OPTIONS"}:
-            found.add((method, _spec_path(route.path)))
+        if getattr(route.handler, "__auto_handler__", False):
+            continue
+        for method in route.methods:
+            if not _is_page(method, _spec_path(route.path)):
+                found.add((method, _spec_path(route.path)))
     return found
 
 
@@ -83,16 +103,26 @@ async def test_every_route_is_in_the_spec_and_nothing_else() -> None:
     documented = set(_operations(spec))
     assert routes - documented == set(), "routes missing from the OpenAPI document"
     assert documented - routes == set(), "documented operations without a route"
-    # Guard the guard: the comparison saw the route groups it is meant to cover.
+    # Guard the guard: the comparison saw the route groups it is meant to cover,
+    # the explicit HEAD/OPTIONS routes, and left out pages only.
     paths = {p for _, p in routes}
     for path in ("/v1/messages", "/health", "/livez", "/metrics", "/openapi.yaml"):
         assert path in paths
+    assert {("HEAD", "/"), ("HEAD", "/v1/{path}"), ("OPTIONS", "/v1/{path}")} <= routes
     assert {p.split("/")[2] for p in paths if p.startswith("/api/")} == {
         "requests",
         "stats",
         "conversations",
         "settings",
     }
+    pages = {
+        (method, _spec_path(route.path))
+        for route in app.router.routes
+        for method in route.methods
+        if _is_page(method, _spec_path(route.path))
+    }
+    assert {("GET", "/"), ("GET", "/dashboard")} <= pages
+    assert not pages & documented
 
 
 async def test_every_operation_is_described() -> None:
@@ -133,7 +163,8 @@ async def test_every_operation_is_described() -> None:
                 continue  # draining is a state report (the seed's DrainingResponse)
             if status == "default" or int(status) >= 400:
                 schema = response["content"]["application/json"]["schema"]
-                assert schema == {"$ref": ERROR_REF}, f"{where} {status}"
+                expected = API_ERROR_REF if path.startswith("/api/") else V1_ERROR_REF
+                assert schema == {"$ref": expected}, f"{where} {status}"
         for param in op.get("parameters", []):
             schema = param["schema"]
             assert schema.get("type") or schema.get("anyOf"), f"{where} {param['name']}"
@@ -164,13 +195,15 @@ async def test_openapi_docs_false_turns_the_ui_off_but_keeps_the_spec() -> None:
 
 
 # How to make each dashboard and health operation answer each status it documents.
-# `live`: the live proxy with the password; `noauth`: the same without it; `off`: an
-# app with REQUEST_LOG=false; `draining`: an app that started draining. A status
-# documented without a probe here fails, and so does a probe answering another status.
+# `live`: the live proxy with the password; `noauth`: the same without it;
+# `crosssite`: with it, but from a browser on another site; `off`: an app with
+# REQUEST_LOG=false; `draining`: an app that started draining. A status documented
+# without a probe here fails, and so does a probe answering another status.
 R, C = "{request_id}", "{conversation_id}"
 _TODAY = datetime.now(UTC).date()
 _T = f"start={_TODAY - timedelta(days=1)}&end={_TODAY + timedelta(days=1)}"
 PROBES: dict[tuple[str, str], dict[str, tuple[str, str]]] = {
+    ("HEAD", "/"): {"200": ("live", "/")},
     ("GET", "/health"): {"200": ("live", "/health"), "503": ("draining", "/health")},
     ("GET", "/livez"): {"200": ("live", "/livez")},
     ("GET", "/metrics"): {"200": ("live", "/metrics")},
@@ -184,6 +217,7 @@ PROBES: dict[tuple[str, str], dict[str, tuple[str, str]]] = {
     },
     ("DELETE", "/api/requests"): {
         "401": ("noauth", "/api/requests"),
+        "403": ("crosssite", "/api/requests"),
         "503": ("off", "/api/requests"),
         "200": ("live", "/api/requests"),
     },
@@ -213,6 +247,7 @@ PROBES: dict[tuple[str, str], dict[str, tuple[str, str]]] = {
         "200": ("live", "/api/settings"),
         "400": ("live", "/api/settings?bad-body"),
         "401": ("noauth", "/api/settings"),
+        "403": ("crosssite", "/api/settings"),
     },
     **{
         ("GET", f"/api/stats{suffix}"): {
@@ -259,40 +294,52 @@ PROBES: dict[tuple[str, str], dict[str, tuple[str, str]]] = {
 async def _answer(
     mode: str, method: str, path: str, live: LiveApp, http: aiohttp.ClientSession
 ) -> tuple[int, Any]:
-    """The status, and the JSON body when the live proxy answered an error."""
+    """The status, and the JSON body of an error."""
     path = path.replace(R, live.request_id).replace(C, live.conversation_id)
     body: bytes | None = None
     if method == "PUT":
         body = b"{not json" if path.endswith("?bad-body") else b'{"requestHeaderRules": []}'
         path = path.removesuffix("?bad-body")
-    if mode in ("live", "noauth"):
-        headers = AUTH if mode == "live" else {}
+    if mode in ("live", "noauth", "crosssite"):
+        headers = {} if mode == "noauth" else dict(AUTH)
+        if mode == "crosssite":
+            headers |= {"sec-fetch-site": "cross-site", "origin": "https://elsewhere.example"}
         async with http.request(method, live.url + path, data=body, headers=headers) as resp:
             raw = await resp.read()
             return resp.status, json.loads(raw) if resp.status >= 400 else None
-    app = _OFF_APP.setdefault(mode, _app(REQUEST_LOG="false"))
+    if mode not in _OFF_APP:
+        _OFF_APP[mode] = _app(REQUEST_LOG="false")
+    app = _OFF_APP[mode]
     if mode == "draining":
         app.ctx.live.start_draining()
     _, resp = await app.asgi_client.request(method, path, content=body)
-    return resp.status, None
+    return resp.status, resp.json if resp.status >= 400 else None
 
 
 _OFF_APP: dict[str, Sanic] = {}
 
 
 async def test_documented_statuses_are_real(live: LiveApp, http: aiohttp.ClientSession) -> None:
+    """Each documented status is answered, with a body matching its documented
+    schema (for /api/*: the seed's ErrorResponse)."""
     async with http.get(live.url + "/openapi.json") as resp:
         spec = await resp.json()
     operations = {k: op for k, op in _operations(spec).items() if not k[1].startswith("/v1/")}
     assert set(PROBES) == set(operations), "every dashboard/health operation needs probes"
+    wrong: list[str] = []
     # DELETE last: it clears the log the other probes read.
     for (method, path), op in sorted(operations.items(), key=lambda kv: kv[0][0] == "DELETE"):
         assert set(PROBES[(method, path)]) == set(op["responses"]), f"{method} {path}"
         for status, (mode, url) in PROBES[(method, path)].items():
             got, error = await _answer(mode, method, url, live, http)
             assert got == int(status), f"{method} {url} ({mode}): {got}, documented {status}"
-            if error is not None:
-                assert error["type"] == "error" and error["error"]["message"], error
+            if error is None:
+                continue
+            name = op["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+            problems = errors(json_schema(spec, name.rsplit("/", 1)[1]), error)
+            if problems:
+                wrong.append(f"{method} {url} ({mode}) {status}: {problems} in {error}")
+    assert not wrong, "\n".join(wrong)
 
 
 async def test_401_carries_a_basic_challenge(live: LiveApp, http: aiohttp.ClientSession) -> None:
@@ -317,7 +364,7 @@ async def test_integer_parameters_take_ascii_digits_only() -> None:
     for bad in ("1_0", " 5", "\u0665", "5.0"):
         _, resp = await app.asgi_client.get("/api/requests", params={"page": bad})
         assert resp.status == 400, bad
-        assert resp.json["error"]["message"].startswith("page: must be an integer")
+        assert resp.json["details"].startswith("page: must be an integer"), resp.json
     for fine in ("", "7", "+7"):
         _, resp = await app.asgi_client.get("/api/requests", params={"page": fine})
         assert resp.status == 503, fine  # accepted: only the missing log stops it
@@ -331,4 +378,4 @@ async def test_ranges_at_the_calendar_edge_are_a_400(
     for query in ("end=0001-01-01", "start=9999-12-30&end=9999-12-31T23:00:00Z"):
         async with http.get(f"{live.url}/api/stats/dashboard?{query}", headers=AUTH) as resp:
             assert resp.status == 400, query
-            assert (await resp.json())["error"]["type"] == "invalid_request_error"
+            assert "start" in error_message(await resp.json()), query

@@ -167,6 +167,74 @@ def test_mid_conversation_system_messages_stay_in_place() -> None:
     assert translated(turns)[1]["content"] == "Now be formal."
 
 
+def test_a_system_messages_effort_is_not_sent_with_it() -> None:
+    """The per-message effort is the request's `reasoning_effort` (providers.effort):
+    the message keeps its text, and an effort change alone adds no message."""
+    turns = [
+        USER,
+        {"role": "system", "content": [text("# Environment")], "output_config": {"effort": "low"}},
+        {"role": "system", "content": [], "output_config": {"effort": "high"}},
+        {"role": "system", "content": "", "output_config": {}},
+        {"role": "system", "content": "Still here.", "output_config": None},
+    ]
+    assert translated(turns) == [
+        {"role": "user", "content": "next"},
+        {"role": "system", "content": "# Environment"},
+        {"role": "system", "content": "Still here."},
+    ]
+
+
+REFERENCED = {
+    "WebFetch": {"name": "WebFetch", "description": "Fetch", "parameters": {"type": "object"}},
+    "CronList": {"name": "CronList", "parameters": {"type": "object", "properties": {}}},
+}
+
+
+def _search_result(*content: dict[str, Any], **extra: Any) -> list[dict[str, Any]]:
+    block = {"type": "tool_result", "tool_use_id": "ts", "content": list(content), **extra}
+    return [{"role": "user", "content": [block]}]
+
+
+def test_tool_references_become_the_definitions_they_load() -> None:
+    out = translate_messages(
+        None,
+        _search_result(
+            {"type": "tool_reference", "tool_name": "WebFetch"},
+            {"type": "tool_reference", "tool_name": "CronList", "cache_control": {"type": "x"}},
+            text("and one more:"),
+            {"type": "tool_reference", "tool_name": "Unknown"},
+        ),
+        REFERENCED,
+    )
+    assert out == [
+        {
+            "role": "tool",
+            "tool_call_id": "ts",
+            "content": [
+                text(
+                    "<functions>\n"
+                    '<function>{"description": "Fetch", "name": "WebFetch", '
+                    '"parameters": {"type": "object"}}</function>\n'
+                    '<function>{"name": "CronList", '
+                    '"parameters": {"type": "object", "properties": {}}}</function>\n'
+                    "</functions>"
+                ),
+                text("and one more:"),
+                text('<functions>\n<function>{"name": "Unknown"}</function>\n</functions>'),
+            ],
+        }
+    ]
+
+
+def test_a_failed_tool_search_keeps_its_error_mark() -> None:
+    out = translate_messages(
+        None,
+        _search_result({"type": "tool_reference", "tool_name": "Unknown"}, is_error=True),
+        REFERENCED,
+    )
+    assert out[0]["content"].startswith(TOOL_ERROR_PREFIX + "<functions>")
+
+
 def test_tool_ids_keep_the_characters_both_formats_accept() -> None:
     assert safe_tool_id("call_a-B9") == "call_a-B9"
     assert safe_tool_id("call:1/x") == "call_1_x"
@@ -251,6 +319,21 @@ REFUSED: list[tuple[str, list[dict[str, Any]], Any]] = [
         None,
     ),
     ("`name` on messages", [{"role": "user", "content": "x", "name": "bob"}], None),
+    (
+        "`output_config` on messages",
+        [{"role": "user", "content": "x", "output_config": {"effort": "low"}}],
+        None,
+    ),
+    (
+        "`output_config.format` on system messages",
+        [USER, {"role": "system", "content": [], "output_config": {"format": {}}}],
+        None,
+    ),
+    (
+        "`tool_name_hint` on tool_reference blocks",
+        _search_result({"type": "tool_reference", "tool_name": "X", "tool_name_hint": "y"}),
+        None,
+    ),
     ("`image` blocks in `system`", [USER], [{"type": "image"}]),
 ]
 
@@ -279,6 +362,8 @@ def test_what_cannot_be_expressed_is_refused_by_name(
             },
             USER,
         ],
+        [USER, {"role": "system", "content": "x", "output_config": "low"}],
+        _search_result({"type": "tool_reference"}),
     ],
 )
 def test_malformed_requests_are_refused(messages: Any) -> None:

@@ -139,6 +139,7 @@ REASONING = OpenAIOptions(thinking="reasoning_effort")
         ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "low"}}, "low"),
         ({"output_config": {"effort": "medium"}}, "medium"),
         ({"output_config": {"effort": "max"}}, "high"),
+        ({"output_config": {"effort": "xhigh"}}, "high"),
         # An explicit effort wins over a budget.
         (
             {
@@ -160,7 +161,13 @@ def test_thinking_maps_to_reasoning_effort_where_the_backend_has_it(
     [
         {"thinking": {"type": "enabled", "budget_tokens": 2048}},
         {"thinking": {"type": "adaptive", "display": "omitted"}},
-        {"output_config": {"effort": "high"}},
+        {"output_config": {"effort": "medium"}},
+        {
+            "messages": [
+                *MESSAGES,
+                {"role": "system", "content": [], "output_config": {"effort": "low"}},
+            ]
+        },
     ],
 )
 def test_thinking_is_refused_by_default_and_dropped_only_when_configured(
@@ -171,6 +178,97 @@ def test_thinking_is_refused_by_default_and_dropped_only_when_configured(
     assert "thinking" in info.value.feature
     ignored = translated(OpenAIOptions(thinking="ignore"), **fields)
     assert "reasoning_effort" not in ignored and set(ignored) == {"model", "messages"}
+    # An effort-only system message leaves nothing behind.
+    assert ignored["messages"] == [{"role": "user", "content": "hi"}]
+
+
+def test_the_default_effort_asks_for_nothing_and_passes_the_default_mode() -> None:
+    out = translated(output_config={"effort": "high"})
+    assert out == {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_a_per_message_effort_is_sent_as_the_reasoning_effort() -> None:
+    messages = [
+        *MESSAGES,
+        {"role": "system", "content": "Be thorough.", "output_config": {"effort": "low"}},
+    ]
+    out = translated(REASONING, messages=messages, output_config={"effort": "high"})
+    assert out["reasoning_effort"] == "low"
+    assert out["messages"][-1] == {"role": "system", "content": "Be thorough."}
+
+
+DEFERRED = {
+    "name": "WebFetch",
+    "description": "Fetch a URL",
+    "input_schema": {"type": "object", "properties": {"url": {"type": "string"}}},
+    "defer_loading": True,
+}
+PLACEHOLDER = {
+    "name": "DeferredToolPlaceholder",
+    "description": "Reserved placeholder that keeps deferred tool loading active; never call it.",
+    "input_schema": {"type": "object", "properties": {}},
+    "defer_loading": True,
+}
+
+
+def test_deferred_tools_are_sent_as_ordinary_functions() -> None:
+    out = translated(tools=[TOOL, DEFERRED, PLACEHOLDER, {**DEFERRED, "name": "Later"}])
+    assert [t["function"]["name"] for t in out["tools"]] == [
+        "get_weather",
+        "WebFetch",
+        "DeferredToolPlaceholder",
+        "Later",
+    ]
+    assert out["tools"][1] == {
+        "type": "function",
+        "function": {
+            "name": "WebFetch",
+            "description": "Fetch a URL",
+            "parameters": DEFERRED["input_schema"],
+        },
+    }
+    # Deferred or not, the same function.
+    assert translated(tools=[{**TOOL, "defer_loading": False}])["tools"] == [FUNCTION]
+
+
+def test_a_tool_search_result_shows_the_loaded_definitions() -> None:
+    """Claude Code's ToolSearch answer: tool references, then its own text."""
+    messages = [
+        *MESSAGES,
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "toolu_1", "name": "ToolSearch", "input": {"q": "x"}}
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "toolu_1",
+                    "content": [
+                        {"type": "tool_reference", "tool_name": "WebFetch"},
+                        {"type": "tool_reference", "tool_name": "Gone"},
+                    ],
+                },
+                {"type": "text", "text": "Tool loaded.", "cache_control": {"type": "ephemeral"}},
+            ],
+        },
+    ]
+    out = translated(messages=messages, tools=[TOOL, DEFERRED])
+    assert out["messages"][2:] == [
+        {
+            "role": "tool",
+            "tool_call_id": "toolu_1",
+            "content": "<functions>\n"
+            '<function>{"description": "Fetch a URL", "name": "WebFetch", "parameters": '
+            '{"type": "object", "properties": {"url": {"type": "string"}}}}</function>\n'
+            '<function>{"name": "Gone"}</function>\n'
+            "</functions>",
+        },
+        {"role": "user", "content": "Tool loaded."},
+    ]
 
 
 REFUSED: list[tuple[dict[str, Any], str]] = [
@@ -185,7 +283,6 @@ REFUSED: list[tuple[dict[str, Any], str]] = [
         "`web_search_20250305` tools",
     ),
     ({"tools": [{"type": "bash_20250124", "name": "bash"}]}, "`bash_20250124` tools"),
-    ({"tools": [{**TOOL, "defer_loading": True}]}, "`defer_loading` on tools"),
     ({"tools": [{**TOOL, "input_examples": [{}]}]}, "`input_examples` on tools"),
     ({"metadata": {"user_id": "u", "team": "x"}}, "`metadata.team`"),
     ({"output_config": {"verbosity": "low"}}, "`output_config.verbosity`"),
@@ -218,6 +315,7 @@ def test_unknown_effort_is_refused_even_when_reasoning_is_mapped() -> None:
         {"tool_choice": {"type": "tool"}, "tools": [TOOL]},
         {"metadata": {"user_id": 5}},
         {"thinking": {"type": "enabled"}},
+        {"tools": [{**TOOL, "defer_loading": "yes"}]},
     ],
 )
 def test_malformed_fields_are_refused(fields: dict[str, Any]) -> None:

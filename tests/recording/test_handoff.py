@@ -77,7 +77,7 @@ def test_no_credential_reaches_the_journal_metadata() -> None:
     assert KEY.encode() not in text
     assert ["x-api-key", fingerprint(KEY)] in meta["request_headers"]
     assert meta["client_key"] == fingerprint(KEY)
-    assert "key=" + fingerprint(KEY).replace(":", "%3A") in meta["query"]
+    assert meta["query"] == f"beta=true&key={fingerprint(KEY)}"
 
 
 def test_redact_query_keeps_other_parameters() -> None:
@@ -85,6 +85,41 @@ def test_redact_query_keeps_other_parameters() -> None:
     assert redact_query("") == ""
     redacted = redact_query(f"a=1&api_key={KEY}&access_token={KEY}")
     assert KEY not in redacted and redacted.startswith("a=1&")
+
+
+def test_credentials_by_rule_never_reach_the_journal() -> None:
+    """Headers and query parameters no fixed list names (`x-goog-api-key`,
+    `api-key`, `x-auth-token`, `?key=`...) are fingerprinted before the journal,
+    also in the upstream URL; rate-limit token counts and the session id stay."""
+    exchange = _exchange(sse=False)
+    secrets = {
+        "x-goog-api-key": "goog-SECRET-1",
+        "Api-Key": "azure-SECRET-2",
+        "X-AUTH-TOKEN": "auth-SECRET-3",
+        "x-amz-security-token": "amz-SECRET-4",
+    }
+    exchange.request_headers = [
+        *secrets.items(),
+        ("api-key", "azure-SECRET-5"),  # repeated under another case
+        ("x-claude-code-session-id", "7b0e8a8c-0000-4000-8000-000000000001"),
+    ]
+    exchange.response_headers = [
+        ("anthropic-ratelimit-input-tokens-remaining", "1595000"),
+        ("x-upstream-session-token", "resp-SECRET-6"),
+    ]
+    exchange.query = "beta=true&key=query-SECRET-7&%61ccess_token=query-SECRET-8"
+    exchange.upstream_url = "https://upstream.example/v1/messages?" + exchange.query
+    meta = encode_exchange(exchange)
+    raw = marshal.dumps(meta)
+    for n in range(1, 9):
+        assert b"SECRET-%d" % n not in raw
+    headers = dict(meta["request_headers"])
+    assert headers["x-goog-api-key"] == fingerprint("goog-SECRET-1")
+    assert ["api-key", fingerprint("azure-SECRET-5")] in meta["request_headers"]
+    assert headers["x-claude-code-session-id"] == "7b0e8a8c-0000-4000-8000-000000000001"
+    assert ["anthropic-ratelimit-input-tokens-remaining", "1595000"] in meta["response_headers"]
+    assert meta["query"].startswith("beta=true&key=sha256:")
+    assert meta["upstream_url"] == "https://upstream.example/v1/messages?" + meta["query"]
 
 
 def test_rebuilt_document_equals_the_in_process_one() -> None:

@@ -147,7 +147,7 @@ def _start(tmp: Path, upstream: FakeUpstream) -> ProxyProcess:
     )
     proxy = ProxyProcess(proc, port, log_path)
     try:
-        wait_http(port)
+        wait_http(port, timeout=60)  # generous: a loaded CI machine starts slowly
     except TimeoutError:
         proxy.stop()
         raise AssertionError(f"proxy did not start:\n{proxy.log()}") from None
@@ -173,7 +173,7 @@ def test_a_real_server_logs_the_signal_it_was_sent(
     proxy = _start(tmp_path, upstream)
     try:
         proxy.signal(sent)
-        assert proxy.proc.wait(30) == 0
+        assert proxy.proc.wait(60) == 0
     finally:
         proxy.stop()
     log = proxy.log()

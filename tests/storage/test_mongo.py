@@ -52,9 +52,11 @@ EXPECTED = {
         "model_time",
         "org_time",
         "session_time",
+        "outcome_time",
         "conversation_time",
         "conversation_project_time",
         "conversation_words_time",
+        "completed_time",
         "timestamp_ttl",
     },
     ROLLUPS: {

@@ -105,7 +105,8 @@ async def test_list_summary_latest_and_delete(logged: ProxyProcess, http) -> Non
         assert (await resp.json())["fullId"] == ids[0]
     async with http.get(f"{logged.url}/api/requests/{'f' * 32}") as resp:
         assert resp.status == 404
-        assert (await resp.json())["error"]["type"] == "not_found_error"
+        body = await resp.json()
+        assert body["error"] == "Request not found" and "f" * 32 in body["details"]
     async with http.delete(f"{logged.url}/api/requests") as resp:
         assert (await resp.json())["deleted"] >= 3
     async with http.get(f"{logged.url}/api/requests") as resp:
@@ -131,4 +132,6 @@ async def test_bad_parameters_are_400(logged: ProxyProcess, http, query: str) ->
     async with http.get(f"{logged.url}{path}?{query}") as resp:
         body = await resp.json()
     assert resp.status in (400, 404)
-    assert body["type"] == "error" and body["error"]["message"]
+    # The seed's ErrorResponse, both parts said.
+    assert set(body) == {"error", "details"}, body
+    assert body["error"] and body["details"], body

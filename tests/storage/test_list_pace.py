@@ -1,0 +1,97 @@
+"""The request list's first window is sized from the log's recent pace (the hourly
+rollups), so a sparse log is read in one window and a busy one in a narrow one."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from stats.rollups import ROLLUPS, fold
+from storage import list_plan as lp
+from storage import queries as q
+from storage.mongo import REQUESTS, ensure_indexes, ensure_rollup_indexes
+from storage.requests_repo import RequestsRepo
+
+NOW = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)
+
+
+def test_the_window_holds_the_rows_wanted_at_the_recent_pace() -> None:
+    # 2,400 requests a day: 51 rows (half again) take 45.9 minutes.
+    assert lp.paced_window(2400, 51) == timedelta(hours=24) * (1.5 * 51 / 2400)
+    assert lp.paced_window(0, 51) == lp.FIRST_WINDOW  # nothing lately: grow from the default
+    assert lp.paced_window(10**9, 51) == lp.MIN_FIRST_WINDOW
+    assert lp.paced_window(1, 51) == lp.MAX_FIRST_WINDOW
+    # A read of thousands starts with a window for PACED_ROWS and grows from there.
+    assert lp.paced_window(2400, 10_001) == lp.paced_window(2400, lp.PACED_ROWS)
+
+
+@pytest.mark.parametrize(
+    ("f", "cuboid", "field", "counter"),
+    [
+        (q.RequestFilter(), "", None, "requests"),
+        (q.RequestFilter(model="m", organization="o"), "m", ("model", "m"), "requests"),
+        (q.RequestFilter(organization="o", streaming=True), "o", ("org", "o"), "requests"),
+        (q.RequestFilter(status="error"), "", None, "errors"),
+        (q.RequestFilter(status="2xx", words=("x",)), "", None, "requests"),
+    ],
+    ids=repr,
+)
+def test_the_pace_is_the_filters_own_when_the_rollups_have_it(
+    f: q.RequestFilter, cuboid: str, field: tuple[str, str] | None, counter: str
+) -> None:
+    where, summed = lp.pace_query(f, NOW)
+    assert summed == counter
+    expected = {"tier": "h", "cuboid": cuboid, "t": {"$gte": NOW.replace(minute=0) - lp_hours()}}
+    if field is not None:
+        expected[field[0]] = field[1]
+    assert where == expected
+
+
+def lp_hours() -> timedelta:
+    return timedelta(hours=lp.PACE_HOURS)
+
+
+def sparse_docs() -> list[dict[str, Any]]:
+    """Three requests an hour over the last 20 hours."""
+    return [
+        {
+            "_id": f"{i:032x}",
+            "requestId": f"{i:032x}",
+            "timestamp": NOW - timedelta(minutes=20 * i + 1),
+            "model": "m",
+            "statusCode": 200,
+            "outcome": "completed",
+        }
+        for i in range(60)
+    ]
+
+
+async def probes(db: AsyncDatabase[Any], monkeypatch: pytest.MonkeyPatch) -> int:
+    repo = RequestsRepo(db)
+    reads: list[int] = []
+    aggregate = repo._aggregate
+
+    async def counted(pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        reads.append(1)
+        return await aggregate(pipeline)
+
+    monkeypatch.setattr(repo, "_aggregate", counted)
+    page = await repo.list_page(q.RequestFilter(), NOW, limit=50)
+    assert [r["requestId"] for r in page.rows] == [f"{i:032x}" for i in range(50)]
+    return len(reads)
+
+
+async def test_a_sparse_log_is_read_in_one_window(
+    db: AsyncDatabase[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await ensure_indexes(db[REQUESTS], None)
+    await ensure_rollup_indexes(db[ROLLUPS])
+    docs = sparse_docs()
+    await db[REQUESTS].insert_many(docs)
+    without_pace = await probes(db, monkeypatch)
+    await db[ROLLUPS].bulk_write([delta.update() for delta in fold(docs)])
+    assert await probes(db, monkeypatch) == 1
+    assert without_pace >= 4  # 2 minutes, 8, 32, ... back from now
