@@ -13,6 +13,7 @@ BENCHMARKS = [
     "bench.proxy_bench",
     "bench.log_bench",
     "bench.stats_bench",
+    "bench.dashboard_bench",
     "bench.rolling_update",
 ]
 

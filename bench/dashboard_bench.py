@@ -42,7 +42,8 @@ from pymongo import AsyncMongoClient
 from bench.dashboard_pages import PASSWORD, Timing, measure, report
 from bench.database import start_database
 from bench.servers import free_port, stop_on_sigterm, wait_ready, worker_pid
-from bench.stats_data import ConversationTraffic, dashboard_documents
+from bench.session_traffic import ConversationTraffic
+from bench.stats_data import dashboard_documents
 from recording.quarantine import Quarantine
 from recording.store import RecordStore
 from stats.derived_writer import BatchTag

@@ -62,11 +62,15 @@ OLDEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_TIES = 1_000
 
 
-# The first window is sized from the log's recent pace: the hourly rollups of the
-# last PACE_HOURS (of the filter's model or organization when it names one; the
-# failed requests for an error filter), so a sparse log is not walked back two
-# minutes at a time and a busy one not read an hour at a time.
+# The first window is sized from the log's recent pace: the quarter-hour rollups
+# of the last PACE_HOURS (of the filter's model or organization when it names one;
+# the failed requests for an error filter), so a sparse log is not walked back two
+# minutes at a time, a busy one not read an hour at a time, and a read from now
+# steps over the quiet stretch since the newest counted quarter.
 PACE_HOURS = 24
+PACE_TIER = "q"
+PACE_BUCKET = timedelta(minutes=15)
+PACE_DOCS = PACE_HOURS * 4 + 1
 MIN_FIRST_WINDOW = timedelta(seconds=5)
 MAX_FIRST_WINDOW = timedelta(days=7)
 # The rows a first window is sized for: a read of thousands (the API's 10,000-row
@@ -76,10 +80,10 @@ PACED_ROWS = 500
 
 
 def pace_query(f: RequestFilter, now: datetime) -> tuple[dict[str, Any], str]:
-    """The hourly rollups counting what `f` lists (on `(tier, cuboid[, model|org], t)`)
-    over the last PACE_HOURS, and the counter to sum."""
+    """The quarter-hour rollups counting what `f` lists (on `(tier, cuboid[,
+    model|org], t)`) over the last PACE_HOURS, and the counter to sum."""
     hour = now.replace(minute=0, second=0, microsecond=0)
-    where: dict[str, Any] = {"tier": "h", "cuboid": ""}
+    where: dict[str, Any] = {"tier": PACE_TIER, "cuboid": ""}
     if f.model:
         where.update(cuboid="m", model=f.model)
     elif f.organization:
@@ -96,6 +100,16 @@ def paced_window(counted: int, wanted: int) -> timedelta:
         return FIRST_WINDOW
     window = timedelta(hours=PACE_HOURS) * (1.5 * min(wanted, PACED_ROWS) / counted)
     return min(MAX_FIRST_WINDOW, max(MIN_FIRST_WINDOW, window))
+
+
+def quiet_stretch(quarters: list[datetime], now: datetime) -> timedelta:
+    """How long the log has been quiet: from the end of the newest quarter-hour
+    the rollups counted (`quarters`: their starts) to now. A first window read from
+    now reaches that much further back: the stretch holds nothing to read (a row
+    stored after its quarter was counted still falls inside the window)."""
+    if not quarters:
+        return timedelta(0)
+    return max(timedelta(0), now - (max(quarters) + PACE_BUCKET))
 
 
 def next_span(span: timedelta, found: int, wanted: int) -> timedelta:

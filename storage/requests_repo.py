@@ -1,4 +1,6 @@
-"""Reads of the request log for the dashboard API (executes storage.queries)."""
+"""Reads of the request log for the dashboard and the API: the request list in
+time windows (storage.list_plan), the API's offset pages and totals through the
+rollups (storage.request_offsets), one request by id."""
 
 from __future__ import annotations
 
@@ -81,19 +83,21 @@ class RequestsRepo:
         found = await ro.locate(self._db, lower, upper, models, offset)
         if found.edge is None:
             return [], found.total
-        rows: list[dict[str, Any]] = []
-        for name in models if models is not None else [None]:
-            read = await self.read(
-                q.RequestFilter(model=name, start=lower, end=end),
-                now,
-                cursor=q.Cursor(found.edge),
-                limit=found.skip + limit,
-                maximum=found.skip + limit,
-                projection=q.SUMMARY_PROJECTION,
-                budget=q.API_BUDGET_SECONDS,
+        reads = await asyncio.gather(
+            *(
+                self.read(
+                    q.RequestFilter(model=name, start=lower, end=end),
+                    now,
+                    cursor=q.Cursor(found.edge),
+                    limit=found.skip + limit,
+                    maximum=found.skip + limit,
+                    projection=q.SUMMARY_PROJECTION,
+                    budget=q.API_BUDGET_SECONDS,
+                )
+                for name in (models if models is not None else [None])
             )
-            rows += read.rows
-        rows.sort(key=lp.row_key, reverse=True)
+        )
+        rows = sorted((r for read in reads for r in read.rows), key=lp.row_key, reverse=True)
         return [_public(r) for r in rows[found.skip : found.skip + limit]], found.total
 
     async def latest_date(self) -> datetime | None:
@@ -119,7 +123,7 @@ class RequestsRepo:
         first_window: timedelta | None = None,
     ) -> ListPage:
         """Up to `limit` rows from `cursor` on (older ones when `newest_first`,
-        else newer ones), read in growing time windows (storage.queries), the
+        else newer ones), read in growing time windows (storage.list_plan), the
         first one sized from the log's pace unless `first_window` is given."""
         page = await self.read(
             f,
@@ -154,12 +158,20 @@ class RequestsRepo:
         rows: list[dict[str, Any]] = []
         edge = cursor.timestamp if cursor else (f.end if newest_first else f.start)
         if not p.windowed:  # a prefix's index range is read whole: one window
-            span = now - lp.OLDEST + timedelta(days=1)
+            span, quiet = now - lp.OLDEST + timedelta(days=1), timedelta(0)
         else:
-            span = first_window or await self._paced(f, now, limit + 1)
+            from_now = newest_first and edge is None
+            span, quiet = (
+                (first_window, timedelta(0))
+                if first_window is not None
+                else await self._paced(f, now, limit + 1, from_now)
+            )
         reached: datetime | None = None
         for probe in range(lp.MAX_PROBES):
-            lower, upper, last = _window(f, edge, span, now, newest_first)
+            # The first window also spans the quiet stretch before now (nothing
+            # there); the next ones grow from the pace alone.
+            lower, upper, last = _window(f, edge, span + quiet, now, newest_first)
+            quiet = timedelta(0)
             if lower is not None and upper is not None and lower >= upper:
                 break  # the cursor lies outside the filter's time range
             wanted = limit + 1 - len(rows)
@@ -222,20 +234,27 @@ class RequestsRepo:
         limit = q.capped_limit(limit, q.MAX_LIST_LIMIT)
         return await self._aggregate(q.tail_pipeline(since, limit))
 
-    async def _paced(self, f: q.RequestFilter, now: datetime, wanted: int) -> timedelta:
-        """The first window for `f`, from the hourly rollups' recent counts (a few
-        small documents); the default one when they cannot be read."""
+    async def _paced(
+        self, f: q.RequestFilter, now: datetime, wanted: int, from_now: bool
+    ) -> tuple[timedelta, timedelta]:
+        """The first window for `f`, from the quarter-hour rollups' recent counts (a
+        hundred small documents): wide enough for `wanted` rows at their pace, and, read
+        from now, across the quiet stretch since the newest counted hour. The
+        default window when they cannot be read. (window, quiet stretch)"""
         where, counter = lp.pace_query(f, now)
         try:
             docs = (
                 await self._db[ROLLUPS]
-                .find(where, {"_id": 0, counter: 1})
-                .limit(lp.PACE_HOURS + 1)
+                .find(where, {"_id": 0, "t": 1, counter: 1})
+                .limit(lp.PACE_DOCS)
                 .to_list(None)
             )
         except PyMongoError:
-            return lp.FIRST_WINDOW
-        return lp.paced_window(sum(int(d.get(counter) or 0) for d in docs), wanted)
+            return lp.FIRST_WINDOW, timedelta(0)
+        counted = [d for d in docs if int(d.get(counter) or 0) > 0]
+        span = lp.paced_window(sum(int(d[counter]) for d in counted), wanted)
+        quiet = lp.quiet_stretch([_aware(d["t"]) for d in counted], now)
+        return span, quiet if from_now else timedelta(0)
 
     async def _aggregate(self, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return await (await self._requests.aggregate(pipeline)).to_list(None)
@@ -303,6 +322,10 @@ def _window(
     end = None if span >= now - start else start + span
     lower, cut_upper = lp.clamp_window(f, start, end)
     return lower, cut_upper, cut_upper is None or (f.end is not None and cut_upper >= f.end)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _place(row: dict[str, Any]) -> q.Cursor:

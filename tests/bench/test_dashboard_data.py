@@ -8,13 +8,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from bench.dashboard_pages import THREAD_MS, Timing, more_link, older_link, report
-from bench.stats_data import (
-    LARGE_BODIES,
-    LONG_CONVERSATION,
-    ConversationTraffic,
-    dashboard_documents,
-    documents,
-)
+from bench.session_traffic import LARGE_BODIES, LONG_CONVERSATION, ConversationTraffic
+from bench.stats_data import dashboard_documents, documents
 from conversations.thread import rebuild
 
 START = datetime(2026, 11, 1, tzinfo=UTC)

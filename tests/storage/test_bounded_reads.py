@@ -15,7 +15,8 @@ import pytest
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
-from bench.stats_data import ConversationTraffic, dashboard_documents
+from bench.session_traffic import ConversationTraffic
+from bench.stats_data import dashboard_documents
 from conversations.repo import ConversationsRepo
 from dashboard.detail_store import body_text, find_document
 from dashboard.requests_page import filter_options

@@ -1,5 +1,5 @@
-"""The request list's first window is sized from the log's recent pace (the hourly
-rollups), so a sparse log is read in one window and a busy one in a narrow one."""
+"""The request list's first window is sized from the log's recent pace (the
+quarter-hour rollups), so a sparse log is read in one window and a busy one in a narrow one."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_the_pace_is_the_filters_own_when_the_rollups_have_it(
 ) -> None:
     where, summed = lp.pace_query(f, NOW)
     assert summed == counter
-    expected = {"tier": "h", "cuboid": cuboid, "t": {"$gte": NOW.replace(minute=0) - lp_hours()}}
+    expected = {"tier": "q", "cuboid": cuboid, "t": {"$gte": NOW.replace(minute=0) - lp_hours()}}
     if field is not None:
         expected[field[0]] = field[1]
     assert where == expected
@@ -54,13 +54,13 @@ def lp_hours() -> timedelta:
     return timedelta(hours=lp.PACE_HOURS)
 
 
-def sparse_docs() -> list[dict[str, Any]]:
-    """Three requests an hour over the last 20 hours."""
+def sparse_docs(quiet: timedelta = timedelta(0)) -> list[dict[str, Any]]:
+    """Three requests an hour over 20 hours, the newest `quiet` before now."""
     return [
         {
             "_id": f"{i:032x}",
             "requestId": f"{i:032x}",
-            "timestamp": NOW - timedelta(minutes=20 * i + 1),
+            "timestamp": NOW - quiet - timedelta(minutes=20 * i + 1),
             "model": "m",
             "statusCode": 200,
             "outcome": "completed",
@@ -84,12 +84,22 @@ async def probes(db: AsyncDatabase[Any], monkeypatch: pytest.MonkeyPatch) -> int
     return len(reads)
 
 
+def test_a_read_from_now_steps_over_the_quiet_stretch() -> None:
+    quarters = [NOW.replace(minute=0) - timedelta(hours=h) for h in (9, 6, 7)]
+    # The newest counted quarter-hour ended six and a quarter hours ago.
+    assert lp.quiet_stretch(quarters, NOW) == timedelta(hours=6, minutes=15)
+    assert lp.quiet_stretch([], NOW) == timedelta(0)
+    assert lp.quiet_stretch([NOW + timedelta(hours=2)], NOW) == timedelta(0)  # a fast clock
+
+
+@pytest.mark.parametrize("quiet", [timedelta(0), timedelta(hours=5)])
 async def test_a_sparse_log_is_read_in_one_window(
-    db: AsyncDatabase[Any], monkeypatch: pytest.MonkeyPatch
+    db: AsyncDatabase[Any], monkeypatch: pytest.MonkeyPatch, quiet: timedelta
 ) -> None:
+    """Even when nothing was logged for hours before the page is read."""
     await ensure_indexes(db[REQUESTS], None)
     await ensure_rollup_indexes(db[ROLLUPS])
-    docs = sparse_docs()
+    docs = sparse_docs(quiet)
     await db[REQUESTS].insert_many(docs)
     without_pace = await probes(db, monkeypatch)
     await db[ROLLUPS].bulk_write([delta.update() for delta in fold(docs)])
