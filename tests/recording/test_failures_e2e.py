@@ -162,6 +162,20 @@ async def wait_stored(db: AsyncDatabase[Any], expected: list[str], within: float
         await asyncio.sleep(0.2)
 
 
+async def wait_caught_up(proxy: ProxyProcess, within: float) -> None:
+    """Until the recorder has finished every batch: documents appear when a
+    batch's insert returns, its rollups and summaries only when the batch ends,
+    so the derived data is compared once nothing is pending."""
+    await wait_writer(
+        proxy,
+        lambda w: w.get("database_up") is True
+        and w.get("pending_batch") is None
+        and w.get("backlog_bytes") == 0,
+        within,
+        "the recorder caught up",
+    )
+
+
 async def assert_derived_equal_brute_force(db: AsyncDatabase[Any]) -> None:
     """Rollup totals (cuboid "", every tier) and conversation summaries equal
     what the request documents add up to: each request counted exactly once."""
@@ -257,6 +271,7 @@ async def test_recorder_sigkilled_mid_batch_under_traffic(
             print(f"kills with a pending batch: {await kills} of 3")
             db = client[DATABASE]
             await wait_stored(db, ids(answers), within=45)
+            await wait_caught_up(proxy, 15)
             await assert_derived_equal_brute_force(db)
             # Whole records, not stubs: every stream was folded into its message.
             assert await db[REQUESTS].count_documents({"stopReason": "tool_use"}) == 200
@@ -311,7 +326,7 @@ async def test_stalled_database_never_slows_a_request(
             assert all(status == 200 and took < 2.0 for status, took in health), health
             server.sigcont()
             await wait_stored(db, ids(warm + answers), within=30)
-            await wait_writer(proxy, lambda w: w["database_up"] is True, 15, "database up")
+            await wait_caught_up(proxy, 15)
             await assert_derived_equal_brute_force(db)
     finally:
         if poller is not None:
@@ -403,9 +418,10 @@ async def test_sigterm_with_the_database_stalled_keeps_the_journal(
         left = journal_ids(tmp_path / "data")
         assert set(ids(down)) <= left, f"{len(set(ids(down)) - left)} records not in the journal"
         server.sigcont()
-        proxies(server.uri)  # the same DATA_DIR
+        again = proxies(server.uri)  # the same DATA_DIR
         async with connect(server.uri, timeout=5) as client:
             await wait_stored(client[DATABASE], ids(warm + down), within=30)
+            await wait_caught_up(again, 15)
             await assert_derived_equal_brute_force(client[DATABASE])
     finally:
         server.sigcont()
