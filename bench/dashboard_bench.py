@@ -48,7 +48,7 @@ from recording.quarantine import Quarantine
 from recording.store import RecordStore
 from stats.derived_writer import BatchTag
 from storage.embedded import server_env
-from storage.mongo import ensure_all_indexes
+from storage.mongo import REQUESTS, ensure_all_indexes
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "results" / "dashboard-db"
@@ -112,14 +112,30 @@ def _client(uri: str) -> AsyncMongoClient[Any]:
     )
 
 
-async def load(uri: str, count: int, quarantine: Path) -> Loaded:
-    """`count` requests ending now, through the recorder's storing path."""
+async def load(uri: str, count: int, quarantine: Path, progress: Path | None = None) -> Loaded:
+    """`count` requests ending now, through the recorder's storing path.
+
+    With `progress`, a load cut short (the 1M load takes about an hour) goes on
+    where it stopped: the file keeps the log's end and the batch tag's recorder,
+    the generator is deterministic for both, so the batches already stored are
+    generated again and skipped, and the one cut short is stored again under
+    its own tag (its inserted documents are duplicates, its rollups and
+    summaries land once)."""
     client = _client(uri)
     db = client[DATABASE]
     await ensure_all_indexes(db, None)
     store = RecordStore(db, Quarantine(quarantine, 64 * 1024 * 1024))
-    recorder = secrets.token_hex(8)
-    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    resumed = _progress(progress)
+    if resumed is not None:
+        recorder, end = resumed
+        done = await db[REQUESTS].estimated_document_count()
+        skip = done // BATCH
+        print(f"  resuming after {skip * BATCH:,} stored requests", flush=True)
+    else:
+        recorder = secrets.token_hex(8)
+        end = datetime.now(UTC).replace(second=0, microsecond=0)
+        skip = 0
+        _begin_progress(progress, recorder, end)
     start = end - SPAN
     traffic = ConversationTraffic(count, count)
     started = time.perf_counter()
@@ -130,12 +146,12 @@ async def load(uri: str, count: int, quarantine: Path) -> Loaded:
         if len(batch) == BATCH:
             seq += 1
             sample = batch[BATCH // 2]["requestId"]
-            await _store(store, batch, BatchTag(recorder, seq))
+            if seq > skip:
+                await _store(store, batch, BatchTag(recorder, seq))
             batch = []
             if seq % 100 == 0:
-                done = seq * BATCH
-                rate = done / (time.perf_counter() - started)
-                print(f"  {done:,}/{count:,} stored ({rate:.0f}/s)", flush=True)
+                rate = (seq - skip) * BATCH / (time.perf_counter() - started)
+                print(f"  {seq * BATCH:,}/{count:,} stored ({rate:.0f}/s)", flush=True)
     if batch:
         sample = sample or batch[len(batch) // 2]["requestId"]
         await _store(store, batch, BatchTag(recorder, seq + 1))
@@ -157,9 +173,26 @@ async def load(uri: str, count: int, quarantine: Path) -> Loaded:
     )
 
 
+def _begin_progress(path: Path | None, recorder: str, end: datetime) -> None:
+    if path is not None:
+        path.write_text(json.dumps({"recorder": recorder, "end": end.isoformat()}))
+
+
+def _progress(path: Path | None) -> tuple[str, datetime] | None:
+    """The recorder id and log end of a load cut short, if `path` holds them."""
+    if path is None:
+        return None
+    try:
+        raw = json.loads(path.read_text())
+        return raw["recorder"], datetime.fromisoformat(raw["end"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 async def _store(store: RecordStore, batch: list[dict[str, Any]], tag: BatchTag) -> None:
     result = await store.store(batch, tag)
-    if result.inserted != len(batch):
+    # Duplicates: the batch a cut-short load was storing, stored again.
+    if result.inserted + result.duplicates != len(batch) or result.quarantined:
         raise RuntimeError(f"batch {tag.seq}: {result}")
 
 
@@ -206,8 +239,10 @@ async def _load_folder(folder: Path, count: int) -> Loaded:
     try:
         await asyncio.sleep(3)
         print(f"loading {count:,} requests into {folder}", flush=True)
-        loaded = await load(f"mongodb://127.0.0.1:{port}", count, folder / "quarantine")
+        progress = folder / "loading.json"
+        loaded = await load(f"mongodb://127.0.0.1:{port}", count, folder / "quarantine", progress)
         _save_manifest(folder, loaded)
+        progress.unlink()
         return loaded
     finally:
         db_proc.terminate()
@@ -268,8 +303,11 @@ def _save_manifest(folder: Path, loaded: Loaded) -> None:
 
 
 def _fresh(folder: Path, reload: bool) -> Loaded | None:
-    """The cached database's manifest, or None after emptying the folder."""
+    """The cached database's manifest, or None after emptying the folder (kept
+    when a load was cut short: it resumes)."""
     loaded = None if reload else _manifest(folder)
+    if loaded is None and not reload and (folder / "loading.json").exists():
+        return None
     if loaded is None:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
