@@ -9,27 +9,22 @@ Request-log queries start from the `conversation` sub-document:
 `conversation.projectPath` + `timestamp` and `conversation.words` + `timestamp`
 for search.
 
-Search: the development database has no text indexes, so each request stores
-its normalised words (a multikey array); a query finds the requests holding one
-of its words through the index, keeps those holding all of them (`$all`), then
-ranks conversations by how many of their requests matched, then by the latest
-match. It runs the same on MongoDB.
+Search (conversations.search): the development database has no text indexes,
+so each request stores its normalised words (a multikey array); a query finds
+the requests holding one of its words through the index, newest first in time
+windows, keeps those holding all of them (`$all`), and lists their
+conversations by latest match. It runs the same on MongoDB.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any
 
 from conversations.text import words_of
-from storage.queries import time_filter
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_QUERY_WORDS = 10
-# Search looks at the newest matching requests only: a word found in a hundred
-# thousand requests must not make one query scan them all.
-MAX_SEARCH_DOCS = 5_000
 MAX_THREAD_REQUESTS = 5_000
 ORDER = {"timestamp": 1, "messageCount": 1, "requestId": 1}
 
@@ -166,49 +161,3 @@ def main_thread_pipeline(ids: list[str]) -> list[dict[str, Any]]:
 def query_words(q: str) -> list[str]:
     """The words a search matches: the same normalisation as the stored ones."""
     return words_of(q)
-
-
-def anchor_word(words: list[str]) -> str:
-    """The word the index lookup starts from: the longest (long words are rarer)."""
-    return max(words, key=len)
-
-
-def search_match(
-    words: list[str], project: str | None, start: datetime | None, end: datetime | None
-) -> list[dict[str, Any]]:
-    """Two `$match` stages: an equality on one word, which the multikey index
-    answers on every server (SecantusDB plans `$all`, and any `$and` over the same
-    array, as a collection scan), then `$all` over the few requests found."""
-    where: dict[str, Any] = {"conversation.words": anchor_word(words)}
-    if project:
-        where.update(project_filter(project))
-    where.update(time_filter(start, end))
-    stages: list[dict[str, Any]] = [{"$match": where}]
-    if len(words) > 1:
-        stages.append({"$match": {"conversation.words": {"$all": words}}})
-    return stages
-
-
-def search_pipeline(match: list[dict[str, Any]], page: int, limit: int) -> list[dict[str, Any]]:
-    """Conversations whose requests match, ranked by matching requests, then by the
-    latest match; each with its newest matching request (for the excerpt)."""
-    return [
-        *match,
-        {"$sort": {"timestamp": -1, "requestId": -1}},
-        {"$limit": MAX_SEARCH_DOCS},
-        {
-            "$group": {
-                "_id": "$conversation.id",
-                "matches": {"$sum": 1},
-                "lastMatch": {"$first": "$timestamp"},
-                "requestId": {"$first": "$requestId"},
-            }
-        },
-        {"$sort": {"matches": -1, "lastMatch": -1, "_id": 1}},
-        {
-            "$facet": {
-                "items": [{"$skip": (page - 1) * limit}, {"$limit": limit}],
-                "total": [{"$count": "n"}],
-            }
-        },
-    ]

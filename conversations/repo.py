@@ -9,15 +9,13 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from conversations import queries as q
+from conversations import search as cs
 from conversations.fields import project_name
 from conversations.summaries import list_item
-from conversations.text import normalise_message, snippet
+from conversations.text import normalise_message
 from conversations.thread import duration_ms, rebuild, summary
 from storage.bodies import load_bodies
-from storage.list_plan import LIST_BUDGET_SECONDS as SEARCH_BUDGET_SECONDS
 from storage.mongo import CONVERSATIONS, REQUESTS
-from storage.queries import RequestFilter
-from storage.requests_repo import RequestsRepo
 
 # Gaps in a thread are filled from request bodies; a few per read at most.
 MAX_BODY_FILLS = 5
@@ -29,53 +27,9 @@ LIST_GROWTH = 4.0
 LIST_ROUNDS = 16
 LIST_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LIST_SKEW = timedelta(days=1)  # a summary's last activity may be ahead of our clock
-# What one search reads: the projection of a matching request.
-HIT_PROJECTION: dict[str, int] = {"_id": 0, "requestId": 1, "timestamp": 1, "conversation.id": 1}
-
-
-async def search_hits(
-    db: AsyncDatabase[Any],
-    words: list[str],
-    project: str | None,
-    start: datetime | None,
-    end: datetime | None,
-    *,
-    max_docs: int = q.MAX_SEARCH_DOCS,
-) -> list[dict[str, Any]]:
-    """Conversations whose requests hold every word, ranked by matching requests,
-    then by the latest match: `{_id, matches, lastMatch, requestId}` (the newest
-    matching request). Only the newest `max_docs` matching requests count: they
-    are read newest first in time windows on `conversation_words_time` (one word
-    looked up, the others and the project checked on what it found), so a word
-    in half the log costs `max_docs` documents, not half the log."""
-    f = RequestFilter(words=tuple(words), project=project, start=start, end=end)
-    read = await RequestsRepo(db).read(
-        f,
-        datetime.now(UTC),
-        limit=max_docs,
-        maximum=max_docs,
-        projection=HIT_PROJECTION,
-        budget=SEARCH_BUDGET_SECONDS,
-    )
-    hits: dict[str, dict[str, Any]] = {}
-    for row in read.rows:  # newest first
-        cid = (row.get("conversation") or {}).get("id")
-        if not isinstance(cid, str):
-            continue
-        if cid in hits:
-            hits[cid]["matches"] += 1
-        else:
-            hits[cid] = {
-                "_id": cid,
-                "matches": 1,
-                "lastMatch": row["timestamp"],
-                "requestId": row["requestId"],
-            }
-    return sorted(hits.values(), key=_rank)
-
-
-def _rank(hit: dict[str, Any]) -> tuple[int, float, str]:
-    return (-hit["matches"], -hit["lastMatch"].timestamp(), hit["_id"])
+# The matching requests an API search reads at most (its pages are numbered, so
+# page n reads the conversations of the pages before it too).
+API_SEARCH_DOCS = 1_000
 
 
 class ConversationsRepo:
@@ -145,25 +99,46 @@ class ConversationsRepo:
         end: datetime | None,
         page: int,
         limit: int,
-    ) -> tuple[list[dict[str, Any]], int]:
-        hits = await search_hits(self._db, words, project, start, end)
-        total = len(hits)
-        hits = hits[(page - 1) * limit : page * limit]
-        summaries = await self._listed([h["_id"] for h in hits])
-        excerpts = await self._snippets([h["requestId"] for h in hits], words)
+    ) -> tuple[list[dict[str, Any]], int, bool]:
+        """One page of conversations with a request holding every word, latest
+        match first (conversations.search), the conversations ranked through this
+        page, and whether more follow. Only the newest `API_SEARCH_DOCS` matching
+        requests are read; `start`/`end` reach further back."""
+        found = await cs.search(
+            self._db,
+            words,
+            project=project,
+            start=start,
+            end=end,
+            limit=page * limit,
+            max_docs=API_SEARCH_DOCS,
+        )
+        hits = found.hits[(page - 1) * limit :]
+        summaries = await self._listed([h.conversation_id for h in hits])
+        excerpts = await cs.excerpts(self._db, [h.request_id for h in hits], words)
         items = []
         for hit in hits:
-            item = dict(summaries.get(hit["_id"]) or {"id": hit["_id"]})
+            item = dict(summaries.get(hit.conversation_id) or {"id": hit.conversation_id})
             item.update(
-                matches=hit["matches"],
-                lastMatch=_iso(hit["lastMatch"]),
-                matchedRequestId=hit["requestId"],
-                snippet=excerpts.get(hit["requestId"]),
+                matches=hit.matches,
+                lastMatch=_iso(hit.last_match),
+                matchedRequestId=hit.request_id,
+                snippet=excerpts.get(hit.request_id),
             )
             items.append(item)
-        return items, total
+        # More only when the read found a conversation beyond this page: a read
+        # that stopped at its budget has nothing further for the next page number.
+        more = found.following is not None and not found.stopped
+        return items, len(found.hits), more
 
     async def get(self, conversation_id: str, project: str | None) -> dict[str, Any] | None:
+        """The conversation with its thread, JSON-ready (datetimes as ISO 8601)."""
+        found = await self.thread(conversation_id, project)
+        return _jsonable(found) if found is not None else None
+
+    async def thread(self, conversation_id: str, project: str | None) -> dict[str, Any] | None:
+        """`get` with the datetimes kept: a thread of thousands of turns is
+        encoded once (with `json_default`), not walked once more to convert them."""
         docs = (
             await self._requests.find(q.thread_filter(conversation_id), q.THREAD_PROJECTION)
             .sort(list(q.ORDER.items()))
@@ -181,7 +156,7 @@ class ConversationsRepo:
             thread, missing = rebuild(docs, fills)
         view.update(thread)
         view["incomplete"] = bool(missing)
-        return _jsonable(view)
+        return view
 
     # ---- helpers ----------------------------------------------------------------------
     async def _listed(self, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -190,7 +165,7 @@ class ConversationsRepo:
         batch behind, is left out and shown by its id alone)."""
         if not ids:
             return {}
-        docs = await self._conversations.find({"_id": {"$in": ids}}).to_list(len(ids))
+        docs = await self._conversations.find({"_id": {"$in": ids}}).limit(len(ids)).to_list(None)
         return {d["_id"]: _jsonable(list_item(d)) for d in docs}
 
     async def _summaries(self, ids: list[str]) -> list[dict[str, Any]]:
@@ -215,23 +190,6 @@ class ConversationsRepo:
             )
             by_id[cid] = _jsonable(group)
         return [by_id[cid] for cid in ids if cid in by_id]
-
-    async def _snippets(self, request_ids: list[str], words: list[str]) -> dict[str, str | None]:
-        if not request_ids:
-            return {}
-        docs = (
-            await self._requests.find({"requestId": {"$in": request_ids}}, q.SNIPPET_PROJECTION)
-            .limit(len(request_ids))
-            .to_list(None)
-        )
-        out: dict[str, str | None] = {}
-        for doc in docs:
-            conv = doc.get("conversation") or {}
-            content = [b for t in conv.get("turns") or [] for b in t.get("content") or []]
-            if conv.get("reply"):
-                content += conv["reply"].get("content") or []
-            out[doc["requestId"]] = snippet(content, words)
-        return out
 
     async def _histories(self, request_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         """The messages each request sent, read back from its stored body."""
@@ -259,6 +217,14 @@ class ConversationsRepo:
 
 def _iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
+
+
+def json_default(value: object) -> str:
+    """The `default` of a JSON encoder writing a `thread` answer: its datetimes
+    as `get` writes them (works with `json.dumps` and `ujson.dumps` alike)."""
+    if isinstance(value, datetime):
+        return _iso(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _jsonable(value: Any) -> Any:

@@ -180,8 +180,23 @@ def rebuild(
         agent: agent_view(agent, parents[agent], h.turns(), h.docs, h.started, h.last)
         for agent, h in agents.items()
     }
-    orphans = nest(turns, views)
+    # Only assistant turns with a tool call that gives a prompt can have spawned a
+    # subagent; `nest` scans its turns once per subagent, so it gets those alone
+    # (the same turn objects: what it hangs on them shows in `turns`).
+    orphans = nest([t for t in turns if _may_spawn(t)], views) if views else []
     return {"turns": turns, "subagents": orphans, "auxiliary": auxiliary}, missing
+
+
+def _may_spawn(turn: dict[str, Any]) -> bool:
+    if turn.get("type") != "message" or turn.get("role") != "assistant":
+        return False
+    return any(
+        isinstance(b, dict)
+        and b.get("type") == "tool_use"
+        and isinstance(b.get("input"), dict)
+        and isinstance(b["input"].get("prompt"), str)
+        for b in turn.get("content") or []
+    )
 
 
 def order_key(doc: Doc) -> tuple[Any, ...]:

@@ -8,10 +8,11 @@
   and limits, so a range is kept near the rows a page needs: six hours first,
   each next one sized by what the last found (at most 4x wider), at most
   `LIST_ROUNDS` ranges. The list is never counted.
-- A search runs the conversation search (conversations.queries: one word
-  looked up in the multikey `conversation_words_time` index, the others checked
-  on what it found, at most `MAX_SEARCH_DOCS` requests), then reads the hits'
-  summaries by `_id` and one excerpt per hit by `requestId`.
+- A search runs the conversation search (conversations.search: the newest
+  matching requests in time windows on `conversation_words_time`, at most
+  `PAGE_DOCS` of them, grouped by conversation, latest match first, paged by
+  keyset), then reads the hits' summaries by `_id` and one excerpt per hit by
+  `requestId`.
 - The project menu lists the projects of the newest `PROJECT_SCAN`
   conversations, read the same way.
 
@@ -29,11 +30,11 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from conversations import queries as q
+from conversations import search as cs
 from conversations.summaries import list_item
-from conversations.text import snippet
-from storage.mongo import CONVERSATIONS, REQUESTS
+from storage.mongo import CONVERSATIONS
+from storage.queries import Cursor
 
-MAX_SEARCH_PAGE = q.MAX_SEARCH_DOCS  # a search ranks at most this many conversations
 PROJECT_SCAN = 200
 FIRST_SPAN = timedelta(hours=6)
 LIST_ROUNDS = 16
@@ -133,33 +134,48 @@ async def list_page(
     return rows, cursor
 
 
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """One page of search results: `rows` latest match first; `following`: the
+    next page's place (None: nothing older matches); `read`: the matching
+    requests read; `stopped`: the read ended at its budget before the page was
+    full (older matches may follow)."""
+
+    rows: list[Row]
+    following: str | None
+    read: int
+    stopped: bool
+
+
 async def search_page(
-    db: AsyncDatabase[Any], words: list[str], project: str | None, page: int, limit: int
-) -> tuple[list[Row], int]:
-    """Conversations whose requests hold every word, most matching requests first;
-    each row with `matches`, `lastMatch`, `matchedRequestId` and a `snippet`."""
-    pipeline = q.search_pipeline(q.search_match(words, project, None, None), page, limit)
-    result = await (await db[REQUESTS].aggregate(pipeline)).to_list(None)
-    facet = result[0] if result else {"items": [], "total": []}
-    hits: list[dict[str, Any]] = facet["items"]
-    total = facet["total"][0]["n"] if facet["total"] else 0
-    ids = [hit["_id"] for hit in hits]
-    summaries = {
-        doc["_id"]: row_of(doc)
-        for doc in await db[CONVERSATIONS].find({"_id": {"$in": ids}}).to_list(None)
-    }
-    excerpts = await _snippets(db, [hit["requestId"] for hit in hits], words)
+    db: AsyncDatabase[Any],
+    words: list[str],
+    project: str | None,
+    before: Cursor | None,
+    limit: int,
+) -> SearchResult:
+    """Conversations whose requests hold every word, latest match first, from
+    `before` back; each row with `matches` (its matching requests among those
+    read), `lastMatch`, `matchedRequestId` and a `snippet`."""
+    found = await cs.search(db, words, project=project, before=before, limit=limit)
+    ids = [hit.conversation_id for hit in found.hits]
+    summaries: dict[str, Row] = {}
+    if ids:
+        docs = await db[CONVERSATIONS].find({"_id": {"$in": ids}}).limit(len(ids)).to_list(None)
+        summaries = {doc["_id"]: row_of(doc) for doc in docs}
+    excerpts = await cs.excerpts(db, [hit.request_id for hit in found.hits], words)
     rows = []
-    for hit in hits:
-        row = summaries.get(hit["_id"]) or _bare(hit["_id"])
+    for hit in found.hits:
+        row = summaries.get(hit.conversation_id) or _bare(hit.conversation_id)
         row.update(
-            matches=hit["matches"],
-            lastMatch=hit["lastMatch"],
-            matchedRequestId=hit["requestId"],
-            snippet=excerpts.get(hit["requestId"]),
+            matches=hit.matches,
+            lastMatch=hit.last_match,
+            matchedRequestId=hit.request_id,
+            snippet=excerpts.get(hit.request_id),
         )
         rows.append(row)
-    return rows, total
+    following = cs.cursor_text(found.following) if found.following is not None else None
+    return SearchResult(rows, following, found.read, found.stopped)
 
 
 async def project_options(db: AsyncDatabase[Any]) -> list[str]:
@@ -186,21 +202,3 @@ def _bare(conversation_id: str) -> Row:
         "duration": None,
         "models": [],
     }
-
-
-async def _snippets(
-    db: AsyncDatabase[Any], request_ids: list[str], words: list[str]
-) -> dict[str, str | None]:
-    if not request_ids:
-        return {}
-    docs = await (
-        db[REQUESTS].find({"requestId": {"$in": request_ids}}, q.SNIPPET_PROJECTION).to_list(None)
-    )
-    out: dict[str, str | None] = {}
-    for doc in docs:
-        conv = doc.get("conversation") or {}
-        content = [b for t in conv.get("turns") or [] for b in t.get("content") or []]
-        if conv.get("reply"):
-            content += conv["reply"].get("content") or []
-        out[doc["requestId"]] = snippet(content, words)
-    return out

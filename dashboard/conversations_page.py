@@ -2,10 +2,11 @@
 newest activity first, per project and searchable.
 
 The URL holds the whole view (`q`, `project`, `limit`, and the page: `before`,
-the place of the last row of the page before, or a search's `page`), so a list
-can be bookmarked and Back returns to it. Every read is bounded and
-index-backed (dashboard.conversations_data): one page of at most `MAX_LIMIT`
-summaries, or one page of search hits.
+the place of the last row of the page before, or for a search the place in the
+log the page before stopped at), so a list can be bookmarked and Back returns to
+it. Every read is bounded and index-backed (dashboard.conversations_data): one
+page of at most `MAX_LIMIT` summaries, or one page of search hits read from at
+most `conversations.search.PAGE_DOCS` matching requests.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from sanic import Request
 from sanic.response import HTTPResponse
 
 from conversations.queries import MAX_QUERY_WORDS, query_words
+from conversations.search import parse_cursor
 from dashboard.conversations_data import (
-    MAX_SEARCH_PAGE,
     ListCursor,
     Row,
     list_page,
@@ -30,6 +31,7 @@ from dashboard.conversations_data import (
     search_page,
 )
 from dashboard.render import render
+from storage.queries import Cursor
 
 logger = logging.getLogger("proxy.dashboard")
 
@@ -50,9 +52,9 @@ class ListQuery:
     q: str | None
     words: list[str]
     project: str | None
-    page: int  # of a search
     limit: int
     before: ListCursor | None  # of the list
+    matches_before: Cursor | None = None  # of a search: where its page starts
 
 
 def _integer(values: dict[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -66,8 +68,6 @@ def _integer(values: dict[str, str], name: str, default: int, low: int, high: in
 
 def parse_list_query(values: dict[str, str]) -> ListQuery:
     limit = _integer(values, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    # A search ranks at most MAX_SEARCH_PAGE conversations: no page lies beyond.
-    page = _integer(values, "page", 1, 1, max(1, MAX_SEARCH_PAGE // limit))
     text = values.get("q", "").strip() or None
     words: list[str] = []
     if text is not None:
@@ -82,11 +82,17 @@ def parse_list_query(values: dict[str, str]) -> ListQuery:
     if project is not None and len(project) > PROJECT_CHARS:
         raise ListError(f"project: at most {PROJECT_CHARS} characters")
     before = None
-    if values.get("before"):
+    matches_before = None
+    if values.get("before") and words:
+        # A search pages through the log, by the place of a request.
+        matches_before = parse_cursor(values["before"])
+        if matches_before is None:
+            raise ListError("before: a place in the results as their links give it")
+    elif values.get("before"):
         before = ListCursor.parse(values["before"])
         if before is None:
             raise ListError("before: a place in the list as its links give it")
-    return ListQuery(text, words, project, page, limit, before)
+    return ListQuery(text, words, project, limit, before, matches_before)
 
 
 # ---- rows -----------------------------------------------------------------------------
@@ -161,11 +167,10 @@ async def conversations_page(request: Request) -> HTTPResponse:
         "default_limit": DEFAULT_LIMIT,
         "projects": [],
         "rows": [],
-        "total": 0,
         "lq": None,
-        "pages": 1,
-        "has_next": False,
         "older": None,
+        "search_read": 0,
+        "search_stopped": False,
     }
     try:
         lq = parse_list_query(values)
@@ -179,12 +184,10 @@ async def conversations_page(request: Request) -> HTTPResponse:
     try:
         context["projects"] = await project_options(db)
         if lq.words:
-            rows, total = await search_page(db, lq.words, lq.project, lq.page, lq.limit)
-            reachable = min(total, MAX_SEARCH_PAGE)
+            found = await search_page(db, lq.words, lq.project, lq.matches_before, lq.limit)
+            rows = found.rows
             context.update(
-                total=total,
-                pages=max(1, -(-reachable // lq.limit)),
-                has_next=lq.page * lq.limit < reachable,
+                older=found.following, search_read=found.read, search_stopped=found.stopped
             )
         else:
             rows, following = await list_page(db, lq.project, lq.before, lq.limit)

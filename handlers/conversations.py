@@ -10,7 +10,7 @@ from sanic.response import HTTPResponse, json
 from sanic_ext import openapi
 
 from conversations.queries import ID_PATTERN, MAX_QUERY_WORDS, query_words
-from conversations.repo import ConversationsRepo
+from conversations.repo import API_SEARCH_DOCS, ConversationsRepo, json_default
 from handlers.params import (
     BadParameter,
     api_error,
@@ -54,11 +54,18 @@ def _paging(request: Request) -> tuple[int, int]:
     )
 
 
-def _listing(items: list, total: int, page: int, limit: int, **extra: object) -> HTTPResponse:
+def _listing(
+    items: list,
+    total: int,
+    page: int,
+    limit: int,
+    has_more: bool | None = None,
+    **extra: object,
+) -> HTTPResponse:
     return json(
         {
             "conversations": items,
-            "hasMore": page * limit < total,
+            "hasMore": page * limit < total if has_more is None else has_more,
             "total": total,
             "page": page,
             "limit": limit,
@@ -127,8 +134,11 @@ async def project_conversations(request: Request) -> HTTPResponse:
     operation="searchConversations",
     description=(
         "Matches requests holding every word of `q` (case- and accent-insensitive words "
-        "of 2+ characters), ranks conversations by matching requests, then by the "
-        "latest match."
+        "of 2+ characters) and lists their conversations by their latest match, newest "
+        f"first. Reads the newest {API_SEARCH_DOCS:,} matching requests at most "
+        "(`start`/`end` reach older ones): `matches` counts a conversation's matching "
+        "requests among those read, `total` the conversations ranked through this "
+        "page, and `hasMore` says whether another page follows."
     ),
     tag="dashboard",
     secured={"dashboardBasicAuth": []},
@@ -163,8 +173,8 @@ async def search_conversations(request: Request) -> HTTPResponse:
     repo = _repo(request)
     if repo is None:
         return log_unavailable()
-    items, total = await repo.search(words, project, start, end, page, limit)
-    return _listing(items, total, page, limit, words=words)
+    items, total, more = await repo.search(words, project, start, end, page, limit)
+    return _listing(items, total, page, limit, more, words=words)
 
 
 @bp.get("/<id:str>")
@@ -201,8 +211,9 @@ async def get_conversation(request: Request, id: str) -> HTTPResponse:
     repo = _repo(request)
     if repo is None:
         return log_unavailable()
-    found = await repo.get(conversation_id, project)
+    found = await repo.thread(conversation_id, project)
     if found is None:
         where = f" in project {project}" if project is not None else ""
         return api_error(404, "Conversation not found", f"No conversation {conversation_id}{where}")
-    return json(found)
+    # Sanic's encoder (ujson, else json) writes the datetimes through `default`.
+    return json(found, default=json_default)

@@ -12,7 +12,8 @@ import pytest
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from conversations.repo import ConversationsRepo, search_hits
+from conversations import repo as conversations_repo
+from conversations.repo import ConversationsRepo
 from storage.mongo import CONVERSATIONS, REQUESTS, ensure_all_indexes
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -111,7 +112,9 @@ async def test_a_page_reads_the_summaries_before_it_not_all_of_them(
     assert sum(read) <= 15  # the first three pages' summaries, not 160
 
 
-async def test_search_reads_its_newest_matches_in_windows(db: AsyncDatabase[Any]) -> None:
+async def test_search_lists_latest_matches_first_within_its_budget(
+    db: AsyncDatabase[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     await ensure_all_indexes(db, None)
     docs = [
         {
@@ -127,14 +130,20 @@ async def test_search_reads_its_newest_matches_in_windows(db: AsyncDatabase[Any]
         for i in range(60)
     ]
     await db[REQUESTS].insert_many(docs)
-    hits = await search_hits(db, ["currency", "parser"], None, None, None)
-    matching = [d for d in docs if "parser" in d["conversation"]["words"]]
-    assert sum(h["matches"] for h in hits) == len(matching)
-    assert [h["_id"] for h in hits] == ["conv-1", "conv-2", "conv-0", "conv-3"]
-    newest = {}
-    for d in matching:  # newest first
+    repo = ConversationsRepo(db)
+    matching = [d for d in docs if "parser" in d["conversation"]["words"]]  # newest first
+    newest: dict[str, str] = {}
+    for d in matching:
         newest.setdefault(d["conversation"]["id"], d["requestId"])
-    assert {h["_id"]: h["requestId"] for h in hits} == newest
-    capped = await search_hits(db, ["currency"], "/src/alpha", None, None, max_docs=5)
-    assert sum(h["matches"] for h in capped) == 5
-    assert {h["_id"] for h in capped} <= {"conv-0", "conv-2"}
+    items, total, more = await repo.search(["currency", "parser"], None, None, None, 1, 10)
+    assert [(i["id"], i["matchedRequestId"]) for i in items] == list(newest.items())
+    assert sum(i["matches"] for i in items) == len(matching) and (total, more) == (4, False)
+    first, total, more = await repo.search(["currency", "parser"], None, None, None, 1, 3)
+    assert [i["id"] for i in first] == list(newest)[:3] and (total, more) == (3, True)
+    second, total, more = await repo.search(["currency", "parser"], None, None, None, 2, 3)
+    assert [i["id"] for i in second] == list(newest)[3:] and (total, more) == (4, False)
+    # Only the newest API_SEARCH_DOCS matching requests count.
+    monkeypatch.setattr(conversations_repo, "API_SEARCH_DOCS", 5)
+    capped, total, more = await repo.search(["currency"], "/src/alpha", None, None, 1, 10)
+    assert sum(i["matches"] for i in capped) == 5 and (total, more) == (len(capped), False)
+    assert {i["id"] for i in capped} <= {"conv-0", "conv-2"}

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
+from sanic.helpers import json_dumps
 
 from conversations import queries as q
-from conversations.repo import ConversationsRepo
+from conversations import search as cs
+from conversations.repo import ConversationsRepo, json_default
 from conversations.summary_writer import summary_writer
 from conversations.thread import summary
 from storage import bodies
@@ -47,19 +49,6 @@ def test_project_is_a_value_and_search_is_word_based() -> None:
     assert q.project_filter("/a/.*/../b") == {"conversation.projectPath": "/a/.*/../b"}
     words = q.query_words("KeyError in parse_invoice")
     assert words == ["keyerror", "in", "parse_invoice", "parse", "invoice"]
-    assert q.search_match(words, "/p", T0, None) == [
-        {
-            "$match": {
-                "conversation.words": "parse_invoice",  # the longest: one index lookup
-                "conversation.projectPath": "/p",
-                "timestamp": {"$gte": T0},
-            }
-        },
-        {"$match": {"conversation.words": {"$all": words}}},
-    ]
-    assert q.search_match(["one"], None, None, None) == [{"$match": {"conversation.words": "one"}}]
-    pipeline = json.dumps(q.search_pipeline(q.search_match(words, None, None, None), 1, 10))
-    assert "$regex" not in pipeline and "$text" not in pipeline
     assert (
         q.ID_PATTERN.match(MAIN) and not q.ID_PATTERN.match("../x") and not q.ID_PATTERN.match("")
     )
@@ -110,26 +99,20 @@ async def test_pipeline_summaries_match_the_python_summary(loaded: AsyncDatabase
                 assert got == value, (item["id"], key)
 
 
-async def test_search_ranks_by_matches_then_recency(loaded: AsyncDatabase[Any]) -> None:
-    async def search(words: list[str], **kw: Any) -> list[dict[str, Any]]:
-        match = q.search_match(words, kw.get("project"), kw.get("start"), kw.get("end"))
-        (facet,) = await _run(loaded, q.search_pipeline(match, 1, 10))
-        return facet["items"]
+async def test_search_lists_conversations_by_latest_match(loaded: AsyncDatabase[Any]) -> None:
+    async def search(words: list[str], **kw: Any) -> list[str]:
+        found = await cs.search(loaded, words, limit=10, **kw)
+        return [h.conversation_id for h in found.hits]
 
-    hits = await search(["currency"])
-    assert [h["_id"] for h in hits] == [MAIN] and hits[0]["matches"] >= 3
-    hits = await search(["the"])
-    assert [(h["matches"], h["lastMatch"]) for h in hits] == sorted(
-        ((h["matches"], h["lastMatch"]) for h in hits), reverse=True
-    )
-    assert hits[0]["_id"] == MAIN and len(hits) >= 2
+    assert await search(["currency"]) == [MAIN]
+    hits = (await cs.search(loaded, ["the"], limit=10)).hits
+    assert [h.last_match for h in hits] == sorted((h.last_match for h in hits), reverse=True)
+    assert len(hits) >= 2 and hits[0].conversation_id == SESSION_21  # logged last
     assert await search(["currency", "babel"]) == []  # every word must be in one request
-    assert [h["_id"] for h in await search(["babel"], project="/Users/dana/src/legacy-app")] == [
-        LEGACY
-    ]
+    assert await search(["babel"], project="/Users/dana/src/legacy-app") == [LEGACY]
     assert await search(["babel"], project="/home/dev/acme-billing") == []
     assert await search(["currency"], start=T0 + timedelta(hours=1)) == []
-    assert [h["_id"] for h in await search(["currency"], end=T0 + timedelta(hours=1))] == [MAIN]
+    assert await search(["currency"], end=T0 + timedelta(hours=1)) == [MAIN]
 
 
 async def test_queries_use_the_conversation_indexes(loaded: AsyncDatabase[Any]) -> None:
@@ -137,8 +120,6 @@ async def test_queries_use_the_conversation_indexes(loaded: AsyncDatabase[Any]) 
         explained = await loaded.command("aggregate", REQUESTS, pipeline=pipeline, explain=True)
         return json.dumps(explained, default=str)
 
-    search = q.search_match(["currency", "parse"], None, None, None)
-    assert "conversation_words_time" in await plan(q.search_pipeline(search, 1, 10))
     assert "conversation_time" in await plan([{"$match": q.thread_filter(MAIN)}])
     assert "conversation_time" in await plan(q.summary_pipeline([MAIN, LEGACY]))
     project = q.project_filter("/home/dev/acme-billing")
@@ -191,3 +172,17 @@ async def test_subagents_at_every_depth_count_in_the_conversation(
     assert (switched["model"], switched["servedModel"]) == ("claude-fable-5", "claude-opus-5-5")
     assert turns[1]["content"][0] == {"type": "thinking", "hidden": True, "tokens": 180}
     assert thread["outputTokens"] == listed["outputTokens"]
+
+
+async def test_a_thread_encodes_as_the_api_answers_it(loaded: AsyncDatabase[Any]) -> None:
+    """The handler encodes `thread` once with `json_default` (by Sanic's encoder,
+    ujson or json): the same JSON as `get`, which converts every datetime first."""
+    repo = ConversationsRepo(loaded)
+    raw = await repo.thread(SESSION_21, None)
+    assert raw is not None and isinstance(raw["startTime"], datetime)
+    expected = await repo.get(SESSION_21, None)
+    assert expected is not None and expected["startTime"].endswith("Z")
+    assert json.loads(json.dumps(raw, default=json_default)) == expected
+    assert json.loads(json_dumps(raw, default=json_default)) == expected
+    with pytest.raises(TypeError):
+        json_default(object())

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from conversations.search import cursor_text, parse_cursor
 from conversations.summary_writer import summary_writer
 from dashboard.conversations_data import (
-    MAX_SEARCH_PAGE,
     ListCursor,
     list_page,
     project_options,
@@ -94,16 +94,25 @@ async def test_one_project(loaded: AsyncDatabase[Any]) -> None:
 
 
 async def test_search_rows_carry_the_summary_and_an_excerpt(loaded: AsyncDatabase[Any]) -> None:
-    rows, total = await search_page(loaded, ["ratelimiter"], None, 1, 10)
-    assert total == 1
-    (row,) = rows
+    found = await search_page(loaded, ["ratelimiter"], None, None, 10)
+    assert found.following is None and not found.stopped
+    (row,) = found.rows
     assert row["id"] == SESSION_21 and row["requestCount"] == 9 and row["models"]
-    assert row["matches"] >= 1 and "RateLimiter" in row["snippet"]
+    assert row["matches"] == found.read >= 1 and "RateLimiter" in row["snippet"]
     assert row["matchedRequestId"]
-    found, _ = await search_page(loaded, ["keyerror"], PROJECT_21, 1, 10)
-    assert found == []
-    found, total = await search_page(loaded, ["keyerror"], MAIN_PROJECT, 1, 10)
-    assert total == 1 and found[0]["id"] == MAIN
+    assert (await search_page(loaded, ["keyerror"], PROJECT_21, None, 10)).rows == []
+    found = await search_page(loaded, ["keyerror"], MAIN_PROJECT, None, 10)
+    assert [r["id"] for r in found.rows] == [MAIN]
+
+
+async def test_search_pages_by_the_place_it_stopped(loaded: AsyncDatabase[Any]) -> None:
+    """A word both sessions hold: one row a page, the newest match first, then
+    the older page from the link's place, then the end."""
+    first = await search_page(loaded, ["the"], None, None, 1)
+    assert [r["id"] for r in first.rows] == [SESSION_21] and first.following is not None
+    second = await search_page(loaded, ["the"], None, parse_cursor(first.following), 1)
+    assert [r["id"] for r in second.rows] == [MAIN] and second.following is None
+    assert second.rows[0]["lastMatch"] < first.rows[0]["lastMatch"]
 
 
 async def test_a_row_for_the_page(loaded: AsyncDatabase[Any]) -> None:
@@ -119,13 +128,17 @@ async def test_a_row_for_the_page(loaded: AsyncDatabase[Any]) -> None:
 # ---- parameters ------------------------------------------------------------------------
 def test_defaults_and_values() -> None:
     lq = parse_list_query({})
-    assert (lq.q, lq.words, lq.project, lq.page, lq.limit) == (None, [], None, 1, DEFAULT_LIMIT)
-    assert lq.before is None
+    assert (lq.q, lq.words, lq.project, lq.limit) == (None, [], None, DEFAULT_LIMIT)
+    assert lq.before is None and lq.matches_before is None
     place = ListCursor(T0, "conv:1_x")
     assert parse_list_query({"before": place.text()}).before == place
-    lq = parse_list_query({"q": " KeyError parse_invoice ", "project": "/p", "page": "3"})
+    lq = parse_list_query({"q": " KeyError parse_invoice ", "project": "/p"})
     assert lq.q == "KeyError parse_invoice" and lq.words[0] == "keyerror"
-    assert (lq.project, lq.page) == ("/p", 3)
+    assert lq.project == "/p"
+    # A search's place is a request's, not a conversation's.
+    lq = parse_list_query({"q": "x1", "before": "1796530217309_5b6f3327"})
+    assert lq.matches_before is not None and lq.before is None
+    assert cursor_text(lq.matches_before) == "1796530217309_5b6f3327"
 
 
 @pytest.mark.parametrize(
@@ -134,9 +147,8 @@ def test_defaults_and_values() -> None:
         ({"limit": "0"}, "limit: a whole number from 1 to 100"),
         ({"limit": "101"}, "limit: a whole number from 1 to 100"),
         ({"limit": "-5"}, "limit: a whole number from 1 to 100"),
-        ({"page": "x"}, "page: a whole number"),
-        ({"page": str(MAX_SEARCH_PAGE // 100 + 1), "limit": "100"}, "page: a whole number"),
         ({"before": "yesterday"}, "before: a place in the list"),
+        ({"q": "word", "before": "conv:1_x"}, "before: a place in the results"),
         ({"q": "!"}, "q: needs a word"),
         ({"q": "a " * 150}, "q: at most 200 characters"),
         ({"q": " ".join(f"w{n}" for n in range(11))}, "q: at most 10 words"),

@@ -1,6 +1,6 @@
-"""What the Overview and the Requests page read (no browser): the Overview's
-rate-limit headroom from daily rollups whatever the page's zone, the request
-list's filter menus from their own cuboid's daily rollups."""
+"""What the Requests page reads (no browser): the request list's filter menus
+from their own cuboid's daily rollups. (The Overview's reads are pinned by
+tests/dashboard/test_overview_data.py.)"""
 
 from __future__ import annotations
 
@@ -9,60 +9,15 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from dashboard.overview import load_overview
 from dashboard.requests_page import filter_options
-from dashboard.timerange import parse_range
 from stats.rollups import ROLLUPS, fold
 from storage.mongo import connect, ensure_rollup_indexes
 
 NOW = datetime(2026, 12, 6, 18, 0, tzinfo=UTC)
-
-
-class RecordingStats:
-    """A StatsService that answers empty and remembers the zones it was asked for."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, Any]] = []
-
-    async def models(self, *args: Any) -> dict[str, Any]:
-        return {"modelStats": [{"model": "m1", "requests": 1, "tokens": 1}]}
-
-    async def latency(self, *args: Any) -> dict[str, Any]:
-        return {"latency": []}
-
-    async def rate_limits(
-        self, start: datetime, end: datetime, minutes: int, tz: ZoneInfo, org: str | None
-    ) -> dict[str, Any]:
-        self.calls.append(("rate_limits", (minutes, tz.key)))
-        return {"latest": [], "buckets": []}
-
-    async def daily(self, start: Any, end: Any, tz: ZoneInfo, *args: Any) -> dict[str, Any]:
-        self.calls.append(("daily", tz.key))
-        return {"dailyStats": []}
-
-    async def hourly(self, start: Any, end: Any, minutes: int, tz: ZoneInfo, *a: Any) -> Any:
-        self.calls.append(("hourly", tz.key))
-        return {"hourlyStats": []}
-
-    async def usage(self, *args: Any) -> dict[str, Any]:
-        return {"total_requests": 0}
-
-
-@pytest.mark.parametrize("zone", ["Asia/Kolkata", "America/New_York", "UTC"])
-async def test_the_overview_reads_headroom_by_utc_days_and_series_in_its_zone(
-    zone: str,
-) -> None:
-    stats = RecordingStats()
-    rng = parse_range({"range": "30d", "tz": zone}, NOW)
-    await load_overview(stats, rng)  # type: ignore[arg-type]
-    assert ("rate_limits", (1440, "UTC")) in stats.calls
-    series = [tz for name, tz in stats.calls if name in ("daily", "hourly")]
-    assert series and set(series) == {zone}
 
 
 @pytest.fixture

@@ -455,10 +455,16 @@ async def test_search_words_tools_ranking_and_filters(proxy, sent, http) -> None
         http, proxy, f"/api/conversations/search?q=babel&project={quote(MAIN_PROJECT)}"
     )
     assert hits["total"] == 0
+    # Latest match first; a page of one says another follows.
     _, hits = await _get(http, proxy, "/api/conversations/search?q=the")
-    ranked = [(-c["matches"], c["lastMatch"]) for c in hits["conversations"]]
-    assert len(ranked) >= 2 and hits["conversations"][0]["id"] == MAIN
-    assert [m for m, _ in ranked] == sorted(m for m, _ in ranked)
+    latest = [c["lastMatch"] for c in hits["conversations"]]
+    assert len(latest) >= 2 and latest == sorted(latest, reverse=True)
+    assert hits["total"] == len(latest) and hits["hasMore"] is False
+    _, first = await _get(http, proxy, "/api/conversations/search?q=the&limit=1")
+    assert [c["id"] for c in first["conversations"]] == [hits["conversations"][0]["id"]]
+    assert first["hasMore"] is True and first["total"] == 1
+    _, second = await _get(http, proxy, "/api/conversations/search?q=the&limit=1&page=2")
+    assert [c["id"] for c in second["conversations"]] == [hits["conversations"][1]["id"]]
     _, hits = await _get(
         http, proxy, "/api/conversations/search?q=currency&start=2999-01-01T00:00:00Z"
     )
