@@ -1,22 +1,23 @@
 """The Overview page: totals, charts per bucket and model, latency percentiles
 and rate-limit headroom for a time range, all from the stats service.
 
-Everything comes from the rollups through `StatsService` (never a scan of request
-documents), in two rounds of concurrent queries: the per-model totals, latency,
-rate limits and the all-models series first, then one series per top model.
-The work is bounded by the range's limits (dashboard/timerange.py) and TOP_MODELS:
-at most 1 + TOP_MODELS series of at most 744 hourly or 367 daily buckets.
+Everything comes from the rollups through `StatsService.overview` (never a scan
+of request documents): one read of the per-model rollups that make up the display
+buckets and the range (whole rollup buckets, or differences of cumulative sums
+where they read less: stats/cumulative.py), folded into every model's series,
+totals and latency, and
+one of the per-organization rollups of the range for the newest rate-limit state
+(stats/overview_fold.py). The work is bounded by the range's limits
+(dashboard/timerange.py): at most 744 hourly or 367 daily buckets per model.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pymongo.errors import PyMongoError
 from sanic import Request
@@ -26,9 +27,9 @@ from dashboard import formatting as fmt
 from dashboard.charts import OTHER_CLASS, PALETTE, BarChart, Gauge, Series, gauge, stacked_bars
 from dashboard.render import render
 from dashboard.timerange import BUCKETS, PRESETS, RangeError, TimeRange, parse_range
+from stats import shapes as shape
 from stats.service import StatsService
 
-UTC_ZONE = ZoneInfo("UTC")
 # Models drawn as their own series; the rest is summed into "other models".
 TOP_MODELS = len(PALETTE) - 1
 OTHER = "other models"
@@ -174,25 +175,19 @@ def rate_limit_rows(latest: list[dict[str, Any]]) -> list[RateLimitRow]:
     return rows
 
 
-async def _series(stats: StatsService, rng: TimeRange, model: str | None) -> list[dict[str, Any]]:
+def _rows(
+    buckets: list[dict[str, float]], rng: TimeRange, boundaries: list[datetime]
+) -> list[dict[str, Any]]:
+    """Bucket sums as the stats API's rows (`daily`'s for days, `hourly`'s for hours)."""
     if rng.bucket == "day":
-        return (await stats.daily(rng.start, rng.end, rng.tz, model, None))["dailyStats"]
-    result = await stats.hourly(rng.start, rng.end, BUCKETS["hour"], rng.tz, model, None)
-    return result["hourlyStats"]
+        return shape.daily_rows(buckets, boundaries, rng.tz)
+    return shape.hourly_rows(buckets, boundaries, rng.tz)
 
 
 async def load_overview(stats: StatsService, rng: TimeRange) -> dict[str, Any]:
     """Everything the page shows, as plain data for the template."""
-    models, latency, limits, total = await asyncio.gather(
-        stats.models(rng.start, rng.end, None, None),
-        stats.latency(rng.start, rng.end, None, None),
-        # Only the latest state per organization is shown, which no zone changes:
-        # UTC days read the daily rollups, where a +05:30 zone's days read every
-        # quarter-hour of the range (30 days in Kolkata: 380 ms against 10).
-        stats.rate_limits(rng.start, rng.end, BUCKETS["day"], UTC_ZONE, None),
-        _series(stats, rng, None),
-    )
-    model_rows: list[dict[str, Any]] = models["modelStats"]
+    view = await stats.overview(rng.start, rng.end, rng.minutes, rng.tz)
+    model_rows: list[dict[str, Any]] = view.models
     totals = totals_of(model_rows)
     ever_requests = None
     if not totals["requests"]:
@@ -200,15 +195,16 @@ async def load_overview(stats: StatsService, rng: TimeRange) -> dict[str, Any]:
         ever = await stats.usage(None, None, None, None)
         ever_requests = int(ever.get("total_requests") or 0)
     top = [row["model"] for row in model_rows[:TOP_MODELS]]
-    series = await asyncio.gather(*(_series(stats, rng, model) for model in top))
+    empty = [shape.empty_sums() for _ in view.boundaries[:-1]]
+    per_model = {m: _rows(view.per_model.get(m, empty), rng, view.boundaries) for m in top}
     return {
         "totals": totals,
         "cache_hit_ratio": cache_hit_ratio(totals),
         "error_rate": totals["errors"] / totals["requests"] if totals["requests"] else None,
         "models": model_rows,
-        "charts": build_charts(total, dict(zip(top, series, strict=True)), rng),
-        "latency": latency["latency"],
-        "rate_limits": rate_limit_rows(limits["latest"]),
+        "charts": build_charts(_rows(view.total, rng, view.boundaries), per_model, rng),
+        "latency": view.latency,
+        "rate_limits": rate_limit_rows(view.rate_limits),
         "ever_requests": ever_requests,
     }
 

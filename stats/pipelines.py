@@ -55,6 +55,24 @@ def counter_sums() -> dict[str, Any]:
     return sums
 
 
+def rollup_filter(
+    tier: Tier,
+    start: datetime,
+    end: datetime,
+    *,
+    by_model: bool = False,
+    model: str | None = None,
+    org: str | None = None,
+) -> dict[str, Any]:
+    """The rollup documents of one tier in [start, end) at the cuboid that answers
+    the filters: equality on `(tier, cuboid[, model][, org])` and a range on `t`,
+    which the `(tier, cuboid, …, t)` indexes serve (an `$in` of bucket starts is
+    slower per document on the development database, and an `$or` of ranges, or a
+    `$unionWith` per range, is a collection scan there)."""
+    cuboid = cuboid_for(by_model=by_model, model=model, org=org)
+    return {**_range(tier, start, end), **_filters(cuboid, model, org)}
+
+
 def series(
     tier: Tier,
     start: datetime,
@@ -69,8 +87,18 @@ def series(
     documents are already sums, and on the development database `$group`,
     `$bucket`, `$project` and `$sort` each cost more than the fold (a `$project`
     nearly doubles a 30-day quarter-hour read)."""
-    cuboid = cuboid_for(by_model=False, model=model, org=org)
-    return [{"$match": {**_range(tier, start, end), **_filters(cuboid, model, org)}}]
+    return [{"$match": rollup_filter(tier, start, end, model=model, org=org)}]
+
+
+# What the newest rate-limit state per organization needs of an `o` rollup (tier
+# and bucket start: a merged read may return buckets its plan does not cover).
+SNAPSHOT_PROJECTION: dict[str, Any] = {"_id": 0, "tier": 1, "t": 1, "org": 1, "rl.last": 1}
+
+
+def snapshots(segment: Segment) -> dict[str, Any]:
+    """Every organization's rollups of a segment, to find the newest `rl.last`
+    per organization in Python (read with `SNAPSHOT_PROJECTION`)."""
+    return {**_range(segment.tier, segment.start, segment.end), **_filters("o", None, None)}
 
 
 def totals_by_model(

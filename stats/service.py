@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,22 +13,40 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from stats import pipelines as p
 from stats import shapes as shape
-from stats.rollups import LATEST_FIELDS, RATE_LIMIT_FIELDS, ROLLUPS
+from stats.cumulative import QUERY_DOCUMENTS, SignedPlan
+from stats.overview_fold import Overview, fold_buckets, fold_overview
+from stats.rollups import RATE_LIMIT_FIELDS, ROLLUPS
+from stats.tiling import ReadPlan
 from stats.timebuckets import (
+    MINUTE,
     Segment,
     bucket_starts,
+    ceil_to,
     decompose,
     finest_common_tier,
+    floor_to,
     local_midnight,
 )
 
 # /api/stats without a start date: everything (the daily tier makes it cheap).
 BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
 
+# What a query costs in rollup buckets when a bucket is one document per model:
+# the benchmark's log, like most, has a few models (three).
+PER_MODEL_QUERY_COST = QUERY_DOCUMENTS / 3
+
 
 class StatsService:
-    def __init__(self, db: AsyncDatabase[Any]) -> None:
+    def __init__(self, db: AsyncDatabase[Any], *, signed: bool = True) -> None:
+        """`signed=False` reads every display bucket from its own rollups only
+        (the plain tiling), never as a difference of cumulative sums."""
         self._rollups = db[ROLLUPS]
+        self._signed = signed
+
+    def _plan(self, breakpoints: list[datetime], query_cost: float) -> SignedPlan:
+        if self._signed:
+            return SignedPlan.of(breakpoints, query_cost)
+        return SignedPlan.plain(breakpoints)
 
     async def _run(self, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return await (await self._rollups.aggregate(pipeline)).to_list(None)
@@ -43,6 +61,26 @@ class StatsService:
         results = await asyncio.gather(*(self._run(build(s)) for s in decompose(start, end)))
         return shape.merge_rows(list(results))
 
+    async def _find(
+        self, query: dict[str, Any], projection: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        return await self._rollups.find(query, projection).to_list(None)
+
+    async def _read(
+        self, reads: Sequence[Segment], by_model: bool, model: str | None, org: str | None
+    ) -> list[dict[str, Any]]:
+        """The rollups of a plan's reads (its terms and the gaps its reads
+        span), run together."""
+        results = await asyncio.gather(
+            *(
+                self._find(
+                    p.rollup_filter(r.tier, r.start, r.end, by_model=by_model, model=model, org=org)
+                )
+                for r in reads
+            )
+        )
+        return [d for rows in results for d in rows]
+
     async def _series(
         self,
         start: datetime,
@@ -53,12 +91,39 @@ class StatsService:
         org: str | None,
     ) -> tuple[list[datetime], list[dict[str, float]]]:
         boundaries = bucket_starts(start, end, minutes, tz)
-        tier = finest_common_tier(boundaries)
-        documents = await self._run(
-            p.series(tier, boundaries[0], boundaries[-1], model=model, org=org)
+        # Each display bucket from the coarsest rollups that tile it, or as a
+        # difference of cumulative sums where that reads less: a Kolkata day is
+        # a UTC day document and a fringe, not quarters and 23 hours.
+        plan = self._plan(boundaries, QUERY_DOCUMENTS)
+        documents = await self._read(plan.reads, False, model, org)
+        return boundaries, fold_buckets(documents, plan)
+
+    async def overview(
+        self, start: datetime, end: datetime, minutes: int, tz: ZoneInfo
+    ) -> Overview:
+        """What the dashboard's Overview shows for [start, end) in buckets of
+        `minutes` in `tz`: one read of the per-model rollups (series, totals and
+        latency of every model) and one of the per-organization rollups of the
+        range (the newest rate-limit state), each a few range queries run
+        together, folded in Python (stats/overview_fold.py)."""
+        boundaries = bucket_starts(start, end, minutes, tz)
+        totals = (floor_to(start, MINUTE), ceil_to(end, MINUTE))
+        plan = self._plan(sorted({*boundaries, *totals}), PER_MODEL_QUERY_COST)
+        # Headroom is the newest state in the range, which no zone changes and
+        # no difference can give (it is a maximum): the range alone, plainly
+        # tiled at the coarsest tiers (UTC days inside).
+        limits = ReadPlan.of(totals)
+        documents, snapshots = await asyncio.gather(
+            self._read(plan.reads, True, None, None),
+            self._snapshots(limits),
         )
-        rows = [shape.series_row(d) for d in documents]
-        return boundaries, shape.fold_series(rows, boundaries)
+        return fold_overview(documents, plan, boundaries, totals, snapshots, limits)
+
+    async def _snapshots(self, plan: ReadPlan) -> list[dict[str, Any]]:
+        results = await asyncio.gather(
+            *(self._find(p.snapshots(r), p.SNAPSHOT_PROJECTION) for r in plan.reads)
+        )
+        return [d for rows in results for d in rows]
 
     async def _totals(
         self, start: datetime, end: datetime, model: str | None, org: str | None
@@ -149,19 +214,11 @@ class StatsService:
         rows = await self._run(p.rate_limit_series(tier, boundaries[0], boundaries[-1], org=org))
         snapshots = await self._over(lambda s: p.latest_rate_limits(s, org=org), start, end)
         latest = [
-            _latest_row(row["_id"], row["last"])
+            shape.latest_row(row["_id"], row["last"])
             for row in sorted(snapshots, key=lambda r: r["_id"] or "")
             if row.get("last") and row["_id"] is not None  # state is per organization
         ]
         return {"latest": latest, "buckets": _rate_limit_buckets(rows, boundaries, tz)}
-
-
-def _latest_row(org: str | None, snapshot: dict[str, Any]) -> dict[str, Any]:
-    at = snapshot["at"]
-    at = at if at.tzinfo else at.replace(tzinfo=UTC)
-    row: dict[str, Any] = {"organizationId": org, "timestamp": shape.iso(at), "ts": shape.ts(at)}
-    row.update({name: snapshot.get(name) for name in LATEST_FIELDS})
-    return row
 
 
 def _rate_limit_buckets(

@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from stats.pipelines import STATUS_CLASSES
-from stats.rollups import COUNTERS, HIST_BUCKETS, percentile
+from stats.rollups import COUNTERS, HIST_BUCKETS, LATEST_FIELDS, percentile
 
 
 def empty_sums() -> dict[str, float]:
@@ -173,6 +173,14 @@ def latency_row(row: dict[str, Any]) -> dict[str, Any]:
         "ttfb_p95_ms": _ms(percentile(ttfb, 0.95)),
         "ttfb_p99_ms": _ms(percentile(ttfb, 0.99)),
     }
+
+
+def latest_row(org: str | None, snapshot: dict[str, Any]) -> dict[str, Any]:
+    """An organization's newest rate-limit snapshot (`rl.last`) as the API shows it."""
+    at = _aware(snapshot["at"])
+    row: dict[str, Any] = {"organizationId": org, "timestamp": iso(at), "ts": ts(at)}
+    row.update({name: snapshot.get(name) for name in LATEST_FIELDS})
+    return row
 
 
 def merge_rows(results: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:

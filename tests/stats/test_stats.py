@@ -20,6 +20,8 @@ from bench.stats_data import documents
 from recording.quarantine import Quarantine
 from recording.rebuild_rollups import rebuild
 from recording.store import RecordStore
+from stats import shapes as shape
+from stats.cumulative import SignedPlan
 from stats.derived_writer import BatchTag
 from stats.rollups import ROLLUPS, is_error
 from stats.service import StatsService
@@ -199,6 +201,9 @@ async def test_usage_totals_match_the_documents(
         (15, "America/New_York"),
         (1440, "America/New_York"),
         (60, "Asia/Kolkata"),
+        (1440, "Asia/Kolkata"),
+        (60, "Asia/Kathmandu"),
+        (1440, "America/St_Johns"),
         (5, "UTC"),
     ],
 )
@@ -328,3 +333,44 @@ async def test_every_filter_shape_reads_the_rollups_through_an_index(
     plan = await db.command("explain", {"aggregate": ROLLUPS, "pipeline": [match], "cursor": {}})
     text = str(plan)
     assert "IXSCAN" in text and "COLLSCAN" not in text, text[:600]
+
+
+def _same_rows(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
+    """Counters equal, costs within their 9-decimal rounding (never -0.0),
+    averages within their 0.1 ms rounding."""
+    assert [r.keys() for r in got] == [r.keys() for r in want]
+    for new, old in zip(got, want, strict=True):
+        for name, value in old.items():
+            if isinstance(value, float):
+                assert new[name] == pytest.approx(value, abs=0.051 if "ms" in name else 1.1e-9)
+                assert math.copysign(1, new[name]) == 1
+            else:
+                assert new[name] == value, name
+
+
+@pytest.mark.parametrize(
+    "tz", ["Asia/Kolkata", "Asia/Kathmandu", "America/St_Johns", "Australia/Lord_Howe"]
+)
+async def test_cumulative_differences_answer_what_plain_tiles_answer(
+    db: AsyncDatabase[Any], tz: str
+) -> None:
+    signed, plain = StatsService(db), StatsService(db, signed=False)
+    zone = ZoneInfo(tz)
+    start, end = START + timedelta(minutes=43), START + SPAN - timedelta(minutes=7)
+    assert SignedPlan.of(bucket_starts(start, end, 1440, zone)).signed  # the path under test
+    for model in (None, "claude-haiku-4-5-20251001"):
+        got = await signed.daily(start, end, zone, model, None)
+        want = await plain.daily(start, end, zone, model, None)
+        _same_rows(got["dailyStats"], want["dailyStats"])
+        got = await signed.hourly(start, end, 180, zone, model, None)
+        want = await plain.hourly(start, end, 180, zone, model, None)
+        _same_rows(got["hourlyStats"], want["hourlyStats"])
+    got_view = await signed.overview(start, end, 1440, zone)
+    want_view = await plain.overview(start, end, 1440, zone)
+    _same_rows(got_view.models, want_view.models)
+    _same_rows(got_view.latency, want_view.latency)
+    assert got_view.per_model.keys() == want_view.per_model.keys()
+    for model, rows in [(None, want_view.total), *want_view.per_model.items()]:
+        mine = got_view.total if model is None else got_view.per_model[model]
+        _same_rows([shape.split(b) for b in mine], [shape.split(b) for b in rows])
+    assert got_view.rate_limits == want_view.rate_limits and want_view.models
