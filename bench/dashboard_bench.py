@@ -41,7 +41,7 @@ from pymongo import AsyncMongoClient
 
 from bench.dashboard_pages import PASSWORD, Timing, measure, report
 from bench.database import start_database
-from bench.servers import free_port, stop_on_sigterm, wait_ready, worker_pid
+from bench.servers import free_port, stop_on_sigterm, wait_listening, wait_ready, worker_pid
 from bench.session_traffic import ConversationTraffic
 from bench.stats_data import dashboard_documents
 from recording.quarantine import Quarantine
@@ -59,6 +59,8 @@ SPAN = timedelta(days=30)
 BATCH = 500
 DATABASE = "bench"
 LOAD_CACHE = "4G"
+# How long the development database may take to open a stored database.
+DATABASE_OPEN_SECONDS = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +265,8 @@ async def one_size(
     proxy = None
     uri = f"mongodb://127.0.0.1:{port}"
     try:
-        await asyncio.sleep(3)
+        opened = await wait_listening(port, DATABASE_OPEN_SECONDS)
+        print(f"  the database opened in {opened:.0f} s", flush=True)
         index_seconds = await build_indexes(uri)
         proxy_port = free_port()
         env = {

@@ -51,6 +51,22 @@ async def wait_ready(url: str, within: float = 30) -> None:
     raise TimeoutError(url)
 
 
+async def wait_listening(port: int, within: float) -> float:
+    """Seconds until something accepts connections on `port`: the development
+    database opens a large store slowly (~80 s for the 1M-request one)."""
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.5)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return time.monotonic() - started
+    raise TimeoutError(f"nothing listened on port {port} within {within:g}s")
+
+
 def stop_on_sigterm() -> None:
     """SIGTERM (`timeout`, a CI runner) acts as Ctrl-C, so the benchmark's finally
     blocks stop the servers it started in sessions of their own."""

@@ -74,6 +74,14 @@ def test_the_table_states_targets_and_the_ratio() -> None:
     assert "whole ≤ 500 | ✘ |" in lines[3]
 
 
+def test_json_routes_are_reported_for_reference_not_judged() -> None:
+    slow = Timing("/api/x", None, [900.0] * 3, [900.0] * 3)
+    table = report([(10_000, {"api: x": slow, "page": slow})])
+    api, page = table.splitlines()[2:4]
+    assert api.endswith("| — | (reference) | 1.00x |")
+    assert "| first byte ≤ 100 | ✘ |" in page
+
+
 def test_the_links_a_page_gives_are_followed_as_the_browser_would() -> None:
     page = b'<a href="/dashboard/requests?model=x&amp;before=17_ab">older</a>'
     assert older_link(page) == "/dashboard/requests?model=x&before=17_ab"
