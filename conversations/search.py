@@ -28,7 +28,7 @@ from conversations import queries as q
 from conversations.text import snippet
 from storage.list_plan import LIST_BUDGET_SECONDS
 from storage.mongo import REQUESTS
-from storage.queries import Cursor, RequestFilter
+from storage.queries import Cursor, RequestFilter, from_epoch_ms
 from storage.requests_repo import RequestsRepo
 
 # Requests one page of results may read: ~150 documents is what the development
@@ -75,13 +75,8 @@ def cursor_text(cursor: Cursor) -> str:
 
 def parse_cursor(text: str) -> Cursor | None:
     found = _CURSOR.match(text)
-    if found is None:
-        return None
-    try:
-        at = datetime.fromtimestamp(int(found.group(1)) / 1000, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-    return Cursor(at, found.group(2))
+    at = from_epoch_ms(found.group(1)) if found else None
+    return Cursor(at, found.group(2)) if found and at else None
 
 
 async def search(

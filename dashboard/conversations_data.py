@@ -33,7 +33,7 @@ from conversations import queries as q
 from conversations import search as cs
 from conversations.summaries import list_item
 from storage.mongo import CONVERSATIONS
-from storage.queries import Cursor
+from storage.queries import Cursor, from_epoch_ms
 
 PROJECT_SCAN = 200
 FIRST_SPAN = timedelta(hours=6)
@@ -60,13 +60,8 @@ class ListCursor:
     @classmethod
     def parse(cls, text: str) -> ListCursor | None:
         found = _CURSOR.match(text)
-        if found is None:
-            return None
-        try:
-            at = datetime.fromtimestamp(int(found.group(1)) / 1000, UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-        return cls(at, found.group(2))
+        at = from_epoch_ms(found.group(1)) if found else None
+        return cls(at, found.group(2)) if found and at else None
 
 
 def _aware(value: datetime) -> datetime:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 # What `/api/requests` and `/api/requests/summary` items are built from
@@ -158,6 +158,14 @@ class Cursor:
 
     timestamp: datetime
     request_id: str | None = None
+
+
+def from_epoch_ms(digits: str) -> datetime | None:
+    """A cursor's epoch-millisecond digits as a UTC time; None when out of range."""
+    try:
+        return datetime.fromtimestamp(int(digits) / 1000, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def status_filter(status: str) -> dict[str, Any]:

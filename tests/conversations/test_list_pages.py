@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from conversations import repo as conversations_repo
 from conversations.repo import ConversationsRepo
 from storage.mongo import CONVERSATIONS, REQUESTS, ensure_all_indexes
+from tests.aggregate_counter import count_aggregate_rows
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 PROJECTS = ("/src/alpha", "/src/beta", "/src/gamma")
@@ -90,23 +90,7 @@ async def test_a_page_reads_the_summaries_before_it_not_all_of_them(
     listed: tuple[ConversationsRepo, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo, _ = listed
-    read: list[int] = []
-    aggregate = AsyncCollection.aggregate
-
-    async def counted(self: AsyncCollection[Any], pipeline: Any, *a: Any, **kw: Any) -> Any:
-        cursor = await aggregate(self, pipeline, *a, **kw)
-        if self.name != CONVERSATIONS:
-            return cursor
-        rows = await cursor.to_list(None)
-        read.append(len(rows))
-
-        class Done:
-            async def to_list(self, _length: int | None = None) -> list[Any]:
-                return rows
-
-        return Done()
-
-    monkeypatch.setattr(AsyncCollection, "aggregate", counted)
+    read = count_aggregate_rows(monkeypatch, CONVERSATIONS)
     items, total = await repo.page(3, 5)
     assert len(items) == 5 and total == 160
     assert sum(read) <= 15  # the first three pages' summaries, not 160

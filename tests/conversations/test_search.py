@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from conversations import search as cs
 from storage.mongo import REQUESTS, ensure_all_indexes
 from storage.queries import Cursor
+from tests.aggregate_counter import count_aggregate_rows
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 PROJECTS = ("/src/alpha", "/src/beta")
@@ -61,24 +61,7 @@ def latest_first(docs: list[dict[str, Any]]) -> list[tuple[str, str]]:
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The request documents each aggregation of the log returned."""
-    read: list[int] = []
-    aggregate = AsyncCollection.aggregate
-
-    async def counting(self: AsyncCollection[Any], pipeline: Any, *a: Any, **kw: Any) -> Any:
-        cursor = await aggregate(self, pipeline, *a, **kw)
-        if self.name != REQUESTS:
-            return cursor
-        rows = await cursor.to_list(None)
-        read.append(len(rows))
-
-        class Done:
-            async def to_list(self, _length: int | None = None) -> list[Any]:
-                return rows
-
-        return Done()
-
-    monkeypatch.setattr(AsyncCollection, "aggregate", counting)
-    return read
+    return count_aggregate_rows(monkeypatch, REQUESTS)
 
 
 async def every_page(
