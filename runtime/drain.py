@@ -14,6 +14,12 @@ Sanic's main process turns SIGTERM into SIGINT for each worker and waits for
 them, so both signals lead here, and a worker alone cannot tell which one the
 operator sent. `register_signal_relay` lets the main process note the signal it
 received in shared memory before Sanic relays it, so the drain log names it.
+
+A signal that reaches the main process while a worker is still starting would
+interrupt that worker before it acknowledged, and Sanic's manager then waits for
+the acknowledgement forever (a pod deleted during start-up would hang until the
+kubelet's SIGKILL). The main process therefore holds such a signal back until
+every worker is up, then handles it as a normal drain.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from functools import partial
 from types import FrameType
@@ -78,11 +85,58 @@ def remember_drain_signal(shared: Any) -> None:
 def _note_then_handle(shared: Any, previous: Any, signum: int, frame: FrameType | None) -> None:
     if shared.value == 0:  # the first one: a second signal only forces the stop
         shared.value = signum
+    if _defer_until_workers_ready(previous, signum):
+        return
     if callable(previous):
         previous(signum, frame)
     elif previous != signal.SIG_IGN:  # SIG_DFL (or unknown): what the signal does by default
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
+
+
+# The thread holding a signal back, while it holds it (cleared before it resends).
+_deferred: threading.Thread | None = None
+
+
+def _defer_until_workers_ready(previous: Any, signum: int) -> bool:
+    """True when the signal was held back because Sanic's manager (the owner of
+    `previous`) still waits for a worker's start-up acknowledgement; a thread
+    sends it again once all acknowledged. Repeats while one is held back are
+    dropped: they would only turn the drain into a kill of half-started workers."""
+    global _deferred
+    all_acked = getattr(getattr(previous, "__self__", None), "_all_workers_ack", None)
+    if not callable(all_acked):
+        return False
+    if _deferred is not None:
+        return True
+    try:
+        if all_acked():
+            return False
+    except Exception:  # Sanic's internals changed shape: handle the signal as it comes
+        return False
+    logger.info(
+        "%s received while workers are starting: draining once they are up",
+        signal.Signals(signum).name,
+    )
+    _deferred = threading.Thread(
+        target=_resend_when_ready,
+        args=(all_acked, signum),
+        name="drain-signal-deferred",
+        daemon=True,
+    )
+    _deferred.start()
+    return True
+
+
+def _resend_when_ready(all_acked: Any, signum: int) -> None:
+    # No deadline of our own: a worker that never comes up makes Sanic's manager
+    # give up (and kill the group) after its own ack threshold.
+    while not all_acked():
+        time.sleep(0.05)
+    time.sleep(0.15)  # the manager reads the acknowledgements every 0.1 s
+    global _deferred
+    _deferred = None
+    os.kill(os.getpid(), signum)
 
 
 def signal_description(app: Sanic, sig: signal.Signals) -> str:

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -180,3 +181,51 @@ def test_a_real_server_logs_the_signal_it_was_sent(
     drain_lines = [line for line in log.splitlines() if "proxy.drain" in line and said in line]
     assert len(drain_lines) == 2, log  # one per worker
     assert never not in log
+
+
+def test_a_signal_during_start_up_waits_for_the_workers_then_drains(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """A pod deleted while it starts: Sanic's manager, signalled before every worker
+    acknowledged, interrupts the starting worker and then waits for its
+    acknowledgement forever. The main process holds the signal back instead."""
+    launcher = tmp_path / "launch_proxy.py"
+    launcher.write_text(LAUNCHER.format(root=str(ROOT)))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "SANIC_"))}
+    env.update(
+        {
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "PYTHONUNBUFFERED": "1",
+            "ANTHROPIC_FORWARD_URL": upstream.url,
+            "SANIC_WORKERS": "2",
+            "REQUEST_LOG": "false",
+        }
+    )
+    log_path = tmp_path / "proxy.log"
+    proc = subprocess.Popen(
+        [sys.executable, str(launcher)],
+        cwd=tmp_path,
+        env=env,
+        stdout=log_path.open("wb"),  # Sanic's worker lines
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    proxy = ProxyProcess(proc, port, log_path)
+    try:
+        deadline = time.monotonic() + 60
+        while "Starting worker [" not in proxy.log():  # the first worker is starting
+            assert time.monotonic() < deadline, proxy.log()
+            time.sleep(0.002)
+        assert "Worker ready [" not in proxy.log()
+        proxy.signal(signal.SIGTERM)
+        assert proxy.proc.wait(60) == 0, proxy.log()
+    finally:
+        proxy.stop()
+    log = proxy.log()
+    assert "SIGTERM received while workers are starting: draining once they are up" in log
+    assert log.count("Worker ready [") == 2, log  # neither worker was cut mid-start
+    drained = [line for line in log.splitlines() if f"relayed as SIGINT: {DRAINING}" in line]
+    assert len(drained) == 2, log
+    assert "KeyboardInterrupt" not in log
