@@ -63,11 +63,11 @@ def _vector(document: dict[str, Any]) -> list[float]:
 
 def _add(into: list[float], values: list[float], sign: int = 1) -> None:
     if sign == 1:
-        for i in range(_WIDTH):
-            into[i] += values[i]
+        into[:] = [a + b for a, b in zip(into, values, strict=True)]
+    elif sign == -1:
+        into[:] = [a - b for a, b in zip(into, values, strict=True)]
     else:
-        for i in range(_WIDTH):
-            into[i] -= values[i]
+        into[:] = [a + sign * b for a, b in zip(into, values, strict=True)]
 
 
 def _clean(value: float) -> float:
@@ -82,21 +82,29 @@ def _clean(value: float) -> float:
 @dataclass(slots=True)
 class _ModelTotals:
     sums: list[float]
-    rt: dict[int, int]
-    ttfb: dict[int, int]
+    # Histogram bins keyed as stored (decimal strings), made numbers once in `row`.
+    rt: dict[str, int]
+    ttfb: dict[str, int]
 
     def add(self, values: list[float], document: dict[str, Any], sign: int) -> None:
         _add(self.sums, values, sign)
         for name, into in (("rtH", self.rt), ("ttfbH", self.ttfb)):
             for index, count in (document.get(name) or {}).items():
-                into[int(index)] = into.get(int(index), 0) + sign * count
+                into[index] = into.get(index, 0) + sign * count
 
     def row(self, model: str) -> dict[str, Any]:
         """Keyed like the `$group` outputs of `totals_by_model` and `latency_by_model`."""
         row: dict[str, Any] = {"_id": model, **_sums(self.sums)}
-        row.update({f"rtH_{i}": n for i, n in sorted(self.rt.items()) if n > 0})
-        row.update({f"ttfbH_{i}": n for i, n in sorted(self.ttfb.items()) if n > 0})
+        for name, bins in (("rtH", self.rt), ("ttfbH", self.ttfb)):
+            row.update({f"{name}_{i}": n for i, n in sorted(_numbered(bins)) if n > 0})
         return row
+
+
+def _numbered(bins: dict[str, int]) -> list[tuple[int, int]]:
+    merged: dict[int, int] = {}
+    for index, count in bins.items():  # "7" and "07" would be one bin
+        merged[int(index)] = merged.get(int(index), 0) + count
+    return list(merged.items())
 
 
 def fold_overview(
@@ -126,6 +134,9 @@ def fold_overview(
             continue
         model = document["model"]
         values = _vector(document)
+        # A fringe added to one interval and taken from its neighbour, both in
+        # the totals range, leaves the totals as they were: fold it there once, net.
+        net = 0
         for interval, sign in weights:
             index = bucket_of[interval]
             if index >= 0:
@@ -134,9 +145,11 @@ def fold_overview(
                     rows = series[model] = [[0] * _WIDTH for _ in range(buckets)]
                 _add(rows[index], values, sign)
             if in_totals[interval]:
-                if model not in by_model:
-                    by_model[model] = _ModelTotals([0] * _WIDTH, {}, {})
-                by_model[model].add(values, document, sign)
+                net += sign
+        if net:
+            if model not in by_model:
+                by_model[model] = _ModelTotals([0] * _WIDTH, {}, {})
+            by_model[model].add(values, document, net)
     total = [[0] * _WIDTH for _ in range(buckets)]
     for rows in series.values():
         for into, values in zip(total, rows, strict=True):

@@ -81,7 +81,8 @@ PACED_ROWS = 500
 
 def pace_query(f: RequestFilter, now: datetime) -> tuple[dict[str, Any], str]:
     """The quarter-hour rollups counting what `f` lists (on `(tier, cuboid[,
-    model|org], t)`) over the last PACE_HOURS, and the counter to sum."""
+    model|org], t)`) over the last PACE_HOURS, and the counter to sum (a dotted
+    path for a status class: the rollups count requests per class)."""
     hour = now.replace(minute=0, second=0, microsecond=0)
     where: dict[str, Any] = {"tier": PACE_TIER, "cuboid": ""}
     if f.model:
@@ -89,7 +90,34 @@ def pace_query(f: RequestFilter, now: datetime) -> tuple[dict[str, Any], str]:
     elif f.organization:
         where.update(cuboid="o", org=f.organization)
     where["t"] = {"$gte": hour - timedelta(hours=PACE_HOURS)}
-    return where, "errors" if status_leads(f.status) else "requests"
+    return where, pace_counter(f.status)
+
+
+def pace_counter(status: str | None) -> str:
+    """What the rollups count of a status filter's rows: its class when it names
+    one (a 5xx list is paced by the 5xx count, not by every failure), the failed
+    requests for `error`, every request otherwise."""
+    if not status_leads(status):
+        return "requests"
+    if status in ("4xx", "5xx"):
+        return f"status.{status}"
+    if status is not None and STATUS_CODE.match(status) is not None:
+        return f"status.{status[0]}xx"
+    return "errors"
+
+
+def counted(document: dict[str, Any], counter: str) -> int:
+    """A rollup document's `counter` (a dotted path), 0 when it has none."""
+    value: Any = document
+    for part in counter.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return int(value or 0)
+
+
+def minutes_query(where: dict[str, Any], quarter: datetime) -> dict[str, Any]:
+    """`pace_query`'s rollups at the minute tier, within the quarter-hour that
+    starts at `quarter`: where in it the log's newest counted minute is."""
+    return {**where, "tier": "m", "t": {"$gte": quarter, "$lt": quarter + PACE_BUCKET}}
 
 
 def paced_window(counted: int, wanted: int) -> timedelta:
@@ -102,14 +130,17 @@ def paced_window(counted: int, wanted: int) -> timedelta:
     return min(MAX_FIRST_WINDOW, max(MIN_FIRST_WINDOW, window))
 
 
-def quiet_stretch(quarters: list[datetime], now: datetime) -> timedelta:
-    """How long the log has been quiet: from the end of the newest quarter-hour
-    the rollups counted (`quarters`: their starts) to now. A first window read from
-    now reaches that much further back: the stretch holds nothing to read (a row
-    stored after its quarter was counted still falls inside the window)."""
-    if not quarters:
+def quiet_stretch(
+    starts: list[datetime], now: datetime, bucket: timedelta = PACE_BUCKET
+) -> timedelta:
+    """How long the log has been quiet: from the end of the newest bucket the
+    rollups counted (`starts`: their starts, each `bucket` long) to now. A first
+    window read from now reaches that much further back: the stretch holds nothing
+    to read (a row stored after its bucket was counted still falls inside the
+    window). The minute tier of the newest quarter tells it to the minute."""
+    if not starts:
         return timedelta(0)
-    return max(timedelta(0), now - (max(quarters) + PACE_BUCKET))
+    return max(timedelta(0), now - (max(starts) + bucket))
 
 
 def next_span(span: timedelta, found: int, wanted: int) -> timedelta:
@@ -128,27 +159,79 @@ def next_span(span: timedelta, found: int, wanted: int) -> timedelta:
 ERROR_OUTCOMES: tuple[str | None, ...] = ("upstream_error", "client_closed", "proxy_error", None)
 
 
-def status_leads(status: str | None) -> tuple[dict[str, Any], ...]:
-    """Index reads on `outcome_time` that together hold every row an error status
-    filter (`error`, `4xx`, `5xx`, a code of 400 or more) keeps; nothing for the
-    others. A few percent of the log fails: reading only the failed rows keeps a
-    page of errors to its own rows, where a scan of the time windows read some
-    twenty rows per row shown. The status filter itself stays residual."""
+def status_leads(status: str | None, organization: str | None = None) -> tuple[dict[str, Any], ...]:
+    """Index reads on `outcome_time` (`org_outcome_time` with an organization)
+    that together hold every row an error status filter (`error`, `4xx`, `5xx`, a
+    code of 400 or more) keeps; nothing for the others. A few percent of the log
+    fails: reading only the failed rows (of the organization) keeps a page of
+    errors to its own rows, where a scan of the time windows read some twenty rows
+    per row shown. The status filter itself stays residual."""
     if status is None:
         return ()
     failing = status in ("error", "4xx", "5xx") or (
         STATUS_CODE.match(status) is not None and int(status) >= 400
     )
-    return tuple({"outcome": o} for o in ERROR_OUTCOMES) if failing else ()
+    if not failing:
+        return ()
+    if organization:
+        return tuple({"organizationId": organization, "outcome": o} for o in ERROR_OUTCOMES)
+    return tuple({"outcome": o} for o in ERROR_OUTCOMES)
 
 
-def anchor(words: tuple[str, ...]) -> str:
-    """The word the index lookup starts from: the longest (long words are rarer)."""
+# A multi-word search is anchored on its rarest word, counted in the newest minute
+# of its first window (a `$count` of at most a minute of log per word).
+SAMPLE_SPAN = timedelta(minutes=1)
+
+
+def anchor(words: tuple[str, ...], counts: dict[str, int] | None = None) -> str:
+    """The word the index lookup starts from: the one counted least in a sample of
+    the log (`counts`), else the longest (long words are rarer)."""
+    if counts:
+        return min(words, key=lambda w: (counts.get(w, 0), -len(w)))
     return max(words, key=len)
 
 
-def plan(f: RequestFilter) -> Plan:
+def sample_window(
+    f: RequestFilter,
+    edge: datetime | None,
+    quiet: timedelta,
+    now: datetime,
+    newest_first: bool,
+) -> tuple[datetime, datetime] | None:
+    """Where a multi-word search counts its words: the SAMPLE_SPAN of log next to
+    where its first window starts (below the cursor, or below the quiet stretch
+    before now; above the cursor or the range's start when reading newer rows),
+    cut to the filter's range; None when nothing of it is left."""
+    if newest_first:
+        top = edge or now - quiet
+        lower, upper = clamp_window(f, top - SAMPLE_SPAN, top)
+    else:
+        bottom = edge or f.start or now - SAMPLE_SPAN
+        lower, upper = clamp_window(f, bottom, bottom + SAMPLE_SPAN)
+    if lower is None or upper is None or lower >= upper:
+        return None
+    return lower, upper
+
+
+def sample_pipeline(word: str, lower: datetime, upper: datetime) -> list[dict[str, Any]]:
+    """How many rows hold `word` in [lower, upper) (an index range of the
+    `conversation_words_time` index; at most SAMPLE_SPAN of log)."""
+    return [
+        {"$match": {"conversation.words": word, "timestamp": {"$gte": lower, "$lt": upper}}},
+        {"$count": "n"},
+    ]
+
+
+def plan(
+    f: RequestFilter,
+    counts: dict[str, int] | None = None,
+    indexes: frozenset[str] | None = None,
+) -> Plan:
     """The most selective index the filter allows leads; the rest is residual.
+    `counts`: the search words' counts in a sample of the log (see `anchor`).
+    `indexes`: the names of the indexes the collection has (None: all of them);
+    an index still being built after an upgrade is not planned on (the read
+    would be a collection scan), its older alternative is.
 
     The development database plans a `$match` that names a field outside the
     index it could use as a collection scan, so the leading `$match` holds only
@@ -156,15 +239,18 @@ def plan(f: RequestFilter) -> Plan:
     MongoDB merges back, and SecantusDB applies to the index's few results)."""
     leading: tuple[str, dict[str, Any]] | None = None
     residual: list[dict[str, Any]] = []
-    failing = status_leads(f.status)
+    by_org = f.organization and (indexes is None or "org_outcome_time" in indexes)
+    failing = status_leads(f.status, f.organization if by_org else None)
+    failed_index = "org_outcome_time" if by_org else "outcome_time"
     rare_outcome = f.outcome if f.outcome not in (None, "completed") else None
+    word = anchor(f.words, counts) if f.words else None
     candidates: list[tuple[str, dict[str, Any] | None]] = [
         ("session_time", {"sessionId": f.session} if f.session else None),
         (
             "session_time",
             {"sessionId": prefix_range(f.session_prefix)} if f.session_prefix else None,
         ),
-        ("conversation_words_time", {"conversation.words": anchor(f.words)} if f.words else None),
+        ("conversation_words_time", {"conversation.words": word} if word else None),
         ("outcome_time", {"outcome": rare_outcome} if rare_outcome else None),
         ("model_time", {"model": f.model} if f.model else None),
         ("org_time", {"organizationId": f.organization} if f.organization else None),
@@ -175,13 +261,13 @@ def plan(f: RequestFilter) -> Plan:
             continue
         if leading is None and failing and index in ("model_time", "org_time"):
             # Failed requests are rarer than a model's or an organization's.
-            leading, more_leads = ("outcome_time", failing[0]), failing[1:]
+            leading, more_leads = (failed_index, failing[0]), failing[1:]
         if leading is None:
             leading = (index, condition)
-        else:
-            residual.append(condition)
+        elif not (leading[0] == "org_outcome_time" and index == "org_time"):
+            residual.append(condition)  # (the organization leads with the failures)
     if leading is None and failing:
-        leading, more_leads = ("outcome_time", failing[0]), failing[1:]
+        leading, more_leads = (failed_index, failing[0]), failing[1:]
     if len(f.words) > 1:
         residual.append({"conversation.words": {"$all": list(f.words)}})
     if f.status:

@@ -72,6 +72,12 @@ def _request_models() -> list[IndexModel]:
         # The request list's error filters read the failed requests alone
         # (storage.queries.status_leads): a few percent of the log.
         IndexModel([("outcome", ASCENDING), ("timestamp", DESCENDING)], name="outcome_time"),
+        # An organization's failures (the Requests page's org + error filters): its
+        # own failed rows, not every organization's.
+        IndexModel(
+            [("organizationId", ASCENDING), ("outcome", ASCENDING), ("timestamp", DESCENDING)],
+            name="org_outcome_time",
+        ),
         # The dashboard's live tail: what was stored since its last poll. A record
         # is stored once finished, so its start `timestamp` can be far behind.
         IndexModel([("response.completedAt", DESCENDING)], name="completed_time"),

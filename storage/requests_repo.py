@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -38,10 +39,17 @@ class ListPage:
     last: q.Cursor | None = None  # the oldest row's place
 
 
+INDEX_RECHECK_SECONDS = 60.0
+
+
 class RequestsRepo:
     def __init__(self, db: AsyncDatabase[Any]) -> None:
         self._db = db
         self._requests = db[REQUESTS]
+        # The log's index names, listed again every INDEX_RECHECK_SECONDS: one
+        # added by an upgrade is planned on once it is built (storage.list_plan.plan).
+        self._indexes: frozenset[str] = frozenset()
+        self._indexes_listed = -math.inf
 
     async def page(
         self, page: int, limit: int, model: str | None
@@ -153,10 +161,11 @@ class RequestsRepo:
         fields, and at most `maximum` rows (MAX_LIST_LIMIT by default): the
         bounded, index-backed way to read many rows of the log newest first."""
         limit = q.capped_limit(limit, q.MAX_LIST_LIMIT if maximum is None else maximum)
-        p = lp.plan(f)
         deadline = time.monotonic() + budget
         rows: list[dict[str, Any]] = []
         edge = cursor.timestamp if cursor else (f.end if newest_first else f.start)
+        indexes = await self._index_names()
+        p = lp.plan(f, indexes=indexes)
         if not p.windowed:  # a prefix's index range is read whole: one window
             span, quiet = now - lp.OLDEST + timedelta(days=1), timedelta(0)
         else:
@@ -166,6 +175,9 @@ class RequestsRepo:
                 if first_window is not None
                 else await self._paced(f, now, limit + 1, from_now)
             )
+            sample = lp.sample_window(f, edge, quiet, now, newest_first)
+            if len(f.words) > 1 and p.index == "conversation_words_time" and sample:
+                p = lp.plan(f, await self._word_counts(f.words, *sample), indexes)
         reached: datetime | None = None
         for probe in range(lp.MAX_PROBES):
             # The first window also spans the quiet stretch before now (nothing
@@ -239,22 +251,58 @@ class RequestsRepo:
     ) -> tuple[timedelta, timedelta]:
         """The first window for `f`, from the quarter-hour rollups' recent counts (a
         hundred small documents): wide enough for `wanted` rows at their pace, and, read
-        from now, across the quiet stretch since the newest counted hour. The
-        default window when they cannot be read. (window, quiet stretch)"""
+        from now, across the quiet stretch since the newest counted minute (the minute
+        rollups of the newest counted quarter). The default window when they cannot
+        be read. (window, quiet stretch)"""
         where, counter = lp.pace_query(f, now)
+        rollups = self._db[ROLLUPS]
         try:
             docs = (
-                await self._db[ROLLUPS]
-                .find(where, {"_id": 0, "t": 1, counter: 1})
+                await rollups.find(where, {"_id": 0, "t": 1, counter: 1})
                 .limit(lp.PACE_DOCS)
+                .to_list(None)
+            )
+            quarters = [_aware(d["t"]) for d in docs if lp.counted(d, counter) > 0]
+            span = lp.paced_window(sum(lp.counted(d, counter) for d in docs), wanted)
+            if not from_now or not quarters:
+                return span, timedelta(0)
+            minutes = (
+                await rollups.find(
+                    lp.minutes_query(where, max(quarters)), {"_id": 0, "t": 1, counter: 1}
+                )
+                .limit(16)
                 .to_list(None)
             )
         except PyMongoError:
             return lp.FIRST_WINDOW, timedelta(0)
-        counted = [d for d in docs if int(d.get(counter) or 0) > 0]
-        span = lp.paced_window(sum(int(d[counter]) for d in counted), wanted)
-        quiet = lp.quiet_stretch([_aware(d["t"]) for d in counted], now)
-        return span, quiet if from_now else timedelta(0)
+        counted = [_aware(d["t"]) for d in minutes if lp.counted(d, counter) > 0]
+        if counted:
+            return span, lp.quiet_stretch(counted, now, timedelta(minutes=1))
+        return span, lp.quiet_stretch(quarters, now)
+
+    async def _word_counts(
+        self, words: tuple[str, ...], lower: datetime, upper: datetime
+    ) -> dict[str, int] | None:
+        """Each word's rows in [lower, upper) (at most a minute of log), None when
+        they cannot be counted (the plan then anchors on the longest word)."""
+        try:
+            found = await asyncio.gather(
+                *(self._aggregate(lp.sample_pipeline(w, lower, upper)) for w in words)
+            )
+        except PyMongoError:
+            return None
+        return {w: int(rows[0]["n"]) if rows else 0 for w, rows in zip(words, found, strict=True)}
+
+    async def _index_names(self) -> frozenset[str]:
+        if time.monotonic() - self._indexes_listed < INDEX_RECHECK_SECONDS:
+            return self._indexes
+        try:
+            listed = await (await self._requests.list_indexes()).to_list(None)
+        except PyMongoError:
+            return self._indexes  # as last seen (none before the first listing)
+        self._indexes = frozenset(str(ix["name"]) for ix in listed)
+        self._indexes_listed = time.monotonic()
+        return self._indexes
 
     async def _aggregate(self, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return await (await self._requests.aggregate(pipeline)).to_list(None)

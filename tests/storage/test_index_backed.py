@@ -115,7 +115,7 @@ FILTERS = [
     (q.RequestFilter(), "timestamp_desc"),
     (q.RequestFilter(model="claude-opus-5-5", status="2xx"), "model_time"),
     (q.RequestFilter(model="claude-opus-5-5", status="error"), "outcome_time"),
-    (q.RequestFilter(organization="org-1", status="5xx", streaming=True), "outcome_time"),
+    (q.RequestFilter(organization="org-1", status="5xx", streaming=True), "org_outcome_time"),
     (q.RequestFilter(organization="org-1", outcome="proxy_error"), "outcome_time"),
     (q.RequestFilter(session="s-1", outcome="client_closed"), "session_time"),
     (q.RequestFilter(session_prefix="3fa85f64-57", model="m"), "session_time"),
@@ -156,6 +156,11 @@ async def test_the_other_reads_ride_their_indexes(indexed: AsyncDatabase[Any]) -
     cases: list[tuple[str, list[dict[str, Any]], str]] = [
         (REQUESTS, lp.id_prefix_pipeline("3f9a0c", q.RequestFilter(model="m"), 51), "requestId"),
         (REQUESTS, q.tail_pipeline(NOW, 200), "completed_time"),
+        (
+            REQUESTS,
+            lp.sample_pipeline("plan", NOW - lp.SAMPLE_SPAN, NOW),
+            "conversation_words_time",
+        ),
         (REQUESTS, [{"$match": cq.thread_filter("conv-1")}], "conversation_time"),
         # storage.request_offsets: a ragged end counted in the log, per model.
         (
@@ -175,6 +180,29 @@ async def test_the_other_reads_ride_their_indexes(indexed: AsyncDatabase[Any]) -
             "tier_cuboid_model_t",
         ),
         (ROLLUPS, options_pipeline("model", "m"), "tier_cuboid_t"),
+        # The list's pace, then the minutes of its newest quarter (storage.list_plan).
+        (
+            ROLLUPS,
+            [
+                {
+                    "$match": lp.pace_query(
+                        q.RequestFilter(organization="org-1", status="5xx"), NOW
+                    )[0]
+                }
+            ],
+            "tier_cuboid_org_t",
+        ),
+        (
+            ROLLUPS,
+            [
+                {
+                    "$match": lp.minutes_query(
+                        lp.pace_query(q.RequestFilter(model="m"), NOW)[0], NOW - HOUR
+                    )
+                }
+            ],
+            "tier_cuboid_model_t",
+        ),
     ]
     for collection, pipeline, index in cases:
         used = await index_of(indexed, collection, pipeline)

@@ -105,3 +105,72 @@ async def test_a_sparse_log_is_read_in_one_window(
     await db[ROLLUPS].bulk_write([delta.update() for delta in fold(docs)])
     assert await probes(db, monkeypatch) == 1
     assert without_pace >= 4  # 2 minutes, 8, 32, ... back from now
+
+
+@pytest.mark.parametrize(
+    ("status", "counter"),
+    [
+        (None, "requests"),
+        ("2xx", "requests"),
+        ("error", "errors"),
+        ("5xx", "status.5xx"),
+        ("4xx", "status.4xx"),
+        ("503", "status.5xx"),
+        ("429", "status.4xx"),
+    ],
+)
+def test_an_error_list_is_paced_by_its_own_class(status: str | None, counter: str) -> None:
+    """A 5xx list is paced by the 5xx count (the rollups keep one per class), not
+    by every failure: its first window is sized for its own rows."""
+    assert lp.pace_counter(status) == counter
+    assert lp.pace_query(q.RequestFilter(status=status), NOW)[1] == counter
+
+
+def test_a_counter_is_read_by_its_path() -> None:
+    document = {"requests": 7, "status": {"5xx": 2}}
+    assert [lp.counted(document, c) for c in ("requests", "status.5xx", "status.4xx")] == [7, 2, 0]
+    assert lp.counted({"status": None}, "status.5xx") == 0
+
+
+def test_the_quiet_stretch_to_the_minute() -> None:
+    where, _ = lp.pace_query(q.RequestFilter(model="m"), NOW)
+    quarter = NOW - timedelta(hours=3)
+    assert lp.minutes_query(where, quarter) == {
+        **where,
+        "tier": "m",
+        "t": {"$gte": quarter, "$lt": quarter + lp.PACE_BUCKET},
+    }
+    minutes = [quarter + timedelta(minutes=m) for m in (0, 1)]
+    assert lp.quiet_stretch(minutes, NOW, timedelta(minutes=1)) == timedelta(hours=2, minutes=58)
+
+
+def steady_docs(per_minute: int, stop: datetime) -> list[dict[str, Any]]:
+    """`per_minute` requests a minute for the 24 hours before `stop`, newest first."""
+    step = timedelta(minutes=1) / per_minute
+    return [
+        {
+            "_id": f"{i:032x}",
+            "requestId": f"{i:032x}",
+            "timestamp": stop - step * (i + 1),
+            "model": "m",
+            "statusCode": 200,
+            "outcome": "completed",
+        }
+        for i in range(per_minute * 24 * 60)
+    ]
+
+
+async def test_a_busy_log_that_stopped_early_in_a_quarter_is_read_in_one_window(
+    db: AsyncDatabase[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six requests a minute (a first window of ~13 minutes), the last one a minute
+    into a quarter-hour three hours ago: stepping over the quiet stretch only to the
+    end of that quarter (14 minutes) would read an empty window first, then one
+    four times too wide. The minute rollups of the newest quarter say where it ends."""
+    await ensure_indexes(db[REQUESTS], None)
+    await ensure_rollup_indexes(db[ROLLUPS])
+    stop = NOW.replace(minute=15) - timedelta(hours=3) + timedelta(minutes=1)
+    docs = steady_docs(6, stop)
+    await db[ROLLUPS].bulk_write([delta.update() for delta in fold(docs)])
+    await db[REQUESTS].insert_many(docs[:600])  # the list reads the newest hundred at most
+    assert await probes(db, monkeypatch) == 1

@@ -53,6 +53,7 @@ EXPECTED = {
         "org_time",
         "session_time",
         "outcome_time",
+        "org_outcome_time",
         "conversation_time",
         "conversation_project_time",
         "conversation_words_time",

@@ -107,6 +107,47 @@ def test_more_than_one_word_keeps_the_longest_as_anchor_and_all_of_them_after() 
     assert {"conversation.words": {"$all": ["fix", "migration", "db"]}} in plan.residual
 
 
+@pytest.mark.parametrize(
+    ("counts", "anchored"),
+    [
+        ({"fix": 3, "migration": 40, "db": 1}, "db"),  # counted rarest, although short
+        ({"fix": 0, "migration": 5, "db": 0}, "fix"),  # a tie: the longer of the two
+        ({}, "migration"),  # nothing counted: the longest
+    ],
+)
+def test_a_multi_word_search_is_anchored_on_its_rarest_word(
+    counts: dict[str, int], anchored: str
+) -> None:
+    words = ("fix", "migration", "db")
+    plan = lp.plan(q.RequestFilter(words=words), counts)
+    assert plan.leading == {"conversation.words": anchored}
+    assert {"conversation.words": {"$all": list(words)}} in plan.residual
+
+
+def test_the_word_sample_is_a_minute_next_to_the_first_window() -> None:
+    """At most a minute of log (what `$count` may read), just below where a read
+    from now starts (under the quiet stretch), below a cursor, above a range's start."""
+    quiet = timedelta(hours=3)
+    f = q.RequestFilter(words=("a", "b"))
+    assert lp.sample_window(f, None, quiet, T0, True) == (T0 - quiet - lp.SAMPLE_SPAN, T0 - quiet)
+    assert lp.sample_window(f, T0, quiet, T0, True) == (T0 - lp.SAMPLE_SPAN, T0)
+    ranged = q.RequestFilter(words=("a", "b"), start=T0 - timedelta(seconds=20), end=T0)
+    assert lp.sample_window(ranged, None, timedelta(0), T0, True) == (ranged.start, T0)
+    assert lp.sample_window(ranged, None, timedelta(0), T0, False) == (ranged.start, T0)
+    assert lp.sample_window(ranged, None, quiet, T0, True) is None  # all of it is quiet
+    pipeline = lp.sample_pipeline("a", T0 - lp.SAMPLE_SPAN, T0)
+    assert pipeline == [
+        {
+            "$match": {
+                "conversation.words": "a",
+                "timestamp": {"$gte": T0 - lp.SAMPLE_SPAN, "$lt": T0},
+            }
+        },
+        {"$count": "n"},
+    ]
+    assert set(first_match(pipeline)) <= set(index_fields()["conversation_words_time"])
+
+
 def test_the_window_at_a_keyed_cursor_includes_its_timestamp_and_skips_seen_ids() -> None:
     cursor = q.Cursor(T0, "cc" * 16)
     plan = lp.plan(q.RequestFilter())
@@ -170,7 +211,6 @@ def test_windows_grow_by_what_the_last_one_yielded() -> None:
     ("f", "leading"),
     [
         (q.RequestFilter(status="error"), None),
-        (q.RequestFilter(status="5xx", organization="o", streaming=True), {"organizationId": "o"}),
         (q.RequestFilter(status="4xx", model="m"), {"model": "m"}),
         (q.RequestFilter(status="429"), None),
     ],
@@ -186,7 +226,49 @@ def test_error_filters_read_the_failed_requests_alone(
     assert plan.leads == tuple({"outcome": o} for o in lp.ERROR_OUTCOMES)
     assert q.status_filter(f.status or "") in plan.residual
     assert leading is None or leading in plan.residual
-    fields = set(index_fields()["outcome_time"])
+    _assert_leads_use(plan, "outcome_time")
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        q.RequestFilter(status="5xx", organization="o", streaming=True),
+        q.RequestFilter(status="error", organization="o", model="m"),
+        q.RequestFilter(status="503", organization="o"),
+    ],
+    ids=repr,
+)
+def test_an_organizations_failures_are_read_on_its_own_index(f: q.RequestFilter) -> None:
+    """Not every organization's failed rows with the organization checked after:
+    its own, on `org_outcome_time`, the organization in every lead, not residual."""
+    plan = lp.plan(f)
+    assert plan.index == "org_outcome_time"
+    assert plan.leads == tuple({"organizationId": "o", "outcome": o} for o in lp.ERROR_OUTCOMES)
+    assert q.status_filter(f.status or "") in plan.residual
+    assert {"organizationId": "o"} not in plan.residual
+    assert f.model is None or {"model": f.model} in plan.residual
+    _assert_leads_use(plan, "org_outcome_time")
+
+
+def test_an_index_not_built_yet_is_not_planned_on() -> None:
+    """After an upgrade the new index is built while the proxy serves: until the
+    collection lists it, an organization's failures are read as before."""
+    f = q.RequestFilter(status="5xx", organization="o")
+    plan = lp.plan(f, indexes=frozenset({"outcome_time", "org_time"}))
+    assert plan.index == "outcome_time"
+    assert plan.leads == tuple({"outcome": o} for o in lp.ERROR_OUTCOMES)
+    assert {"organizationId": "o"} in plan.residual
+    assert lp.plan(f, indexes=frozenset({"org_outcome_time"})).index == "org_outcome_time"
+
+
+def test_a_session_still_leads_an_organizations_failures() -> None:
+    plan = lp.plan(q.RequestFilter(status="5xx", organization="o", session="s"))
+    assert (plan.index, plan.leads) == ("session_time", ({"sessionId": "s"},))
+    assert {"organizationId": "o"} in plan.residual
+
+
+def _assert_leads_use(plan: lp.Plan, index: str) -> None:
+    fields = set(index_fields()[index])
     for lead in plan.leads:
         pipeline = lp.window_pipeline(
             plan, T0 - timedelta(hours=1), T0, newest_first=True, cursor=None, limit=9, lead=lead

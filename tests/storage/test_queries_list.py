@@ -128,11 +128,15 @@ async def test_newer_pages_walk_back_to_the_newest(
         q.RequestFilter(outcome="client_closed"),
         q.RequestFilter(streaming=False, organization="org-1"),
         q.RequestFilter(organization="org-0"),
+        q.RequestFilter(organization="org-0", status="5xx"),
+        q.RequestFilter(organization="org-0", status="error", model="claude-opus-5-5"),
+        q.RequestFilter(organization="org-1", status="429", streaming=False),
         q.RequestFilter(session="00000003-0000-4000-8000-000000000003"),
         q.RequestFilter(session_prefix="00000002"),
         q.RequestFilter(start=NOW - timedelta(days=3), end=NOW - timedelta(hours=1)),
         q.RequestFilter(words=("migration",)),
         q.RequestFilter(words=("migration", "plan"), streaming=True),
+        q.RequestFilter(words=("the", "parser")),
     ],
     ids=repr,
 )
@@ -251,3 +255,59 @@ async def test_the_api_list_reads_are_capped(
     assert len(items) == 3
     page = await repo.list_page(q.RequestFilter(), NOW, limit=1000)
     assert len(page.rows) == 3 and page.more
+
+
+async def test_a_multi_word_search_reads_its_rarest_words_rows(
+    stored: tuple[RequestsRepo, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "the" is in every prompt, "parser" in a third: counted in a minute of log
+    next to the first window, "parser" leads the index read, whichever is longer."""
+    repo, docs = stored
+    seen: list[list[dict[str, Any]]] = []
+    aggregate = repo._aggregate
+
+    async def watched(pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        seen.append(pipeline)
+        return await aggregate(pipeline)
+
+    monkeypatch.setattr(repo, "_aggregate", watched)
+    f = q.RequestFilter(words=("the", "parser"))
+    page = await repo.list_page(f, NOW, limit=4, first_window=timedelta(days=400))
+    assert [r["requestId"] for r in page.rows] == order([d for d in docs if _expected(d, f)])[:4]
+    samples = [p for p in seen if "$count" in p[-1]]
+    assert [p[0]["$match"]["conversation.words"] for p in samples] == ["the", "parser"]
+    for pipeline in samples:
+        window = pipeline[0]["$match"]["timestamp"]
+        assert window["$lt"] - window["$gte"] <= lp.SAMPLE_SPAN
+    reads = [p for p in seen if "$count" not in p[-1]]
+    assert reads and all(p[0]["$match"]["conversation.words"] == "parser" for p in reads)
+
+
+async def test_an_organizations_failures_wait_for_their_index(
+    db: AsyncDatabase[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without `org_outcome_time` (still building after an upgrade) the list reads
+    the failed requests on `outcome_time`, never a scan; once built, its own."""
+    await db[REQUESTS].create_index([("outcome", 1), ("timestamp", -1)], name="outcome_time")
+    docs = make_docs(40)
+    await db[REQUESTS].insert_many([dict(d) for d in docs])
+    repo = RequestsRepo(db)
+    seen: list[dict[str, Any]] = []
+    aggregate = repo._aggregate
+
+    async def watched(pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        seen.append(pipeline[0]["$match"])
+        return await aggregate(pipeline)
+
+    monkeypatch.setattr(repo, "_aggregate", watched)
+    f = q.RequestFilter(organization="org-0", status="5xx")
+    expected = order([d for d in docs if _expected(d, f)])[:5]
+    page = await repo.list_page(f, NOW, limit=5, first_window=timedelta(days=400))
+    assert [r["requestId"] for r in page.rows] == expected
+    assert seen and all("organizationId" not in m and "outcome" in m for m in seen)
+    await ensure_indexes(db[REQUESTS], None)
+    monkeypatch.setattr(repo, "_indexes_listed", float("-inf"))  # a minute later
+    seen.clear()
+    page = await repo.list_page(f, NOW, limit=5, first_window=timedelta(days=400))
+    assert [r["requestId"] for r in page.rows] == expected
+    assert seen and all(m.get("organizationId") == "org-0" for m in seen)
