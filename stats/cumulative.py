@@ -211,9 +211,14 @@ class SignedPlan:
         """The cheaper of the plain tiling and the best signed one. `query_cost`:
         what a query costs in rollup buckets (documents per query over documents
         per bucket: fewer for a read of several models)."""
-        plain = cls.plain(breakpoints, gap)
-        signed = cls.cumulative(breakpoints, query_cost, gap)
-        return signed if signed.cost(query_cost) < plain.cost(query_cost) else plain
+        points = _points(breakpoints)
+        # Costs compare the reads alone: only the chosen plan's weights are built.
+        plain = _terms(points, points)
+        signed = _terms(points, _anchors(points, query_cost))
+        cheaper = _cost_of(merge_reads(_runs(signed), gap), query_cost) < _cost_of(
+            merge_reads(_runs(plain), gap), query_cost
+        )
+        return cls._of_terms(breakpoints, signed if cheaper else plain, gap)
 
     @classmethod
     def cumulative(
@@ -254,7 +259,10 @@ class SignedPlan:
     def _build(
         cls, breakpoints: Sequence[datetime], points: list[int], anchors: list[int], gap: int
     ) -> SignedPlan:
-        terms = _terms(points, anchors)
+        return cls._of_terms(breakpoints, _terms(points, anchors), gap)
+
+    @classmethod
+    def _of_terms(cls, breakpoints: Sequence[datetime], terms: list[_Term], gap: int) -> SignedPlan:
         sums: dict[BucketKey, dict[int, int]] = {}
         for tier, start, end, interval, sign in terms:
             for bucket in range(start, end, tier.seconds):
@@ -282,8 +290,12 @@ class SignedPlan:
 
     def cost(self, query_cost: float) -> float:
         """Buckets the reads span (gaps included) plus `query_cost` per read."""
-        spanned = sum((epoch(r.end) - epoch(r.start)) // r.tier.seconds for r in self.reads)
-        return spanned + query_cost * len(self.reads)
+        return _cost_of(self.reads, query_cost)
+
+
+def _cost_of(reads: Sequence[Segment], query_cost: float) -> float:
+    spanned = sum((epoch(r.end) - epoch(r.start)) // r.tier.seconds for r in reads)
+    return spanned + query_cost * len(reads)
 
 
 def _points(breakpoints: Sequence[datetime]) -> list[int]:
