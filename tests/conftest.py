@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -26,15 +28,55 @@ Sanic.test_mode = True  # tests create many apps with the same name
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# A server a test starts is given a port by free_port() and binds it a moment later, in
+# another process. Under pytest-xdist two workers must never be handed the same port in
+# that gap (nor one another worker counts on staying closed), so each worker draws from
+# its own slice of a range below the kernel's ephemeral ports (32768+ on Linux, where
+# bind(0) and outgoing connections take theirs) and below MongoDB's 27017, in shuffled
+# order: a port comes round again only after the rest of its slice.
+PORT_RANGE = (20000, 27000)
+_ports: list[int] = []
+_ports_lock = threading.Lock()
+
+
+def _port_slice() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw2"; unset without xdist
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    count = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1), index + 1)
+    low, high = PORT_RANGE
+    size = (high - low) // count
+    return range(low + index * size, low + (index + 1) * size)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on now, not handed out lately by this process, and never
+    handed out by another xdist worker of this run."""
+    with _ports_lock:
+        candidates = _port_slice()
+        for _ in range(2 * len(candidates)):
+            if not _ports:
+                _ports.extend(random.sample(candidates, len(candidates)))
+            port = _ports.pop()
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue  # in use (or lingering): the next one
+            return port
+    raise RuntimeError(f"no free port in {candidates}")
 
 
-def wait_http(port: int, path: str = "/livez", timeout: float = 20.0) -> None:
+def wait_http(
+    port: int,
+    path: str = "/livez",
+    timeout: float = 20.0,
+    proc: subprocess.Popen[bytes] | None = None,
+) -> None:
+    """Until GET `path` on `port` answers 200; with `proc`, give up as soon as it exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise TimeoutError(f"the server exited ({proc.returncode}) before answering")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
                 sock.sendall(
@@ -77,42 +119,51 @@ class ProxyProcess:
 
 
 def start_proxy(tmp: Path, env: dict[str, str] | None = None, *, wait: bool = True) -> ProxyProcess:
-    """`python app.py` as a user would start it, configured by environment only."""
-    port = free_port()
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "SANIC_"))}
-    full_env.update(
-        {
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "PYTHONUNBUFFERED": "1",
-            # Its own database, also when MONGODB_URI points at a shared real MongoDB.
-            "MONGODB_DATABASE": f"proxy_test_{port}",
+    """`python app.py` as a user would start it, configured by environment only.
+    Started again on another port if its port was taken before it could bind it."""
+    for attempt in range(1, 4):
+        port = free_port()
+        full_env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "SANIC_"))
         }
-    )
-    full_env.update(env or {})
-    log_path = tmp / f"proxy-{port}.log"
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "app.py")],
-        cwd=tmp,
-        env=full_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        # Its own process group: Sanic's manager kills its whole group when a
-        # second signal interrupts a shutdown, which must not take pytest along.
-        start_new_session=True,
-    )
-    handle = ProxyProcess(proc, port, log_path)
-    if wait:
+        full_env.update(
+            {
+                "HOST": "127.0.0.1",
+                "PORT": str(port),
+                "PYTHONUNBUFFERED": "1",
+                # Its own database, also when MONGODB_URI points at a shared real MongoDB.
+                "MONGODB_DATABASE": f"proxy_test_{port}",
+            }
+        )
+        full_env.update(env or {})
+        log_path = tmp / f"proxy-{port}.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, str(ROOT / "app.py")],
+                cwd=tmp,
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Its own process group: Sanic's manager kills its whole group when a
+                # second signal interrupts a shutdown, which must not take pytest along.
+                start_new_session=True,
+            )
+        handle = ProxyProcess(proc, port, log_path)
+        if not wait:
+            return handle
         try:
-            wait_http(port)
+            # Generous: a start-up beside parallel test workers can be slow.
+            wait_http(port, timeout=60, proc=proc)
         except TimeoutError:
             handle.stop()
+            if attempt < 3 and "Address already in use" in handle.log():
+                continue
             raise AssertionError(f"proxy did not start:\n{handle.log()}") from None
         # Sanic's manager notices a worker's start-up acknowledgement by polling every
         # 0.1 s; a signal that lands before it did leaves the manager waiting ~30 s.
         time.sleep(0.3)
-    return handle
+        return handle
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="session")
@@ -123,39 +174,45 @@ def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if external:
         yield external
         return
-    port = free_port()
     storage = tmp_path_factory.mktemp("secantus")
-    log = (storage / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "secantusd-py"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--storage-path",
-            str(storage / "db"),
-            "--log-level",
-            "WARNING",
-            # The embedded database's memory caps: the session's server lives as
-            # long as the whole run and would otherwise keep everything it wrote.
-            *SERVER_FLAGS,
-        ],
-        env=server_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        raise RuntimeError("SecantusDB did not start")
+    for attempt in range(1, 4):  # again on another port if its port was taken meanwhile
+        port = free_port()
+        log_path = storage / f"server-{port}.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "secantusd-py"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--storage-path",
+                    str(storage / "db"),
+                    "--log-level",
+                    "WARNING",
+                    # The embedded database's memory caps: the session's server lives as
+                    # long as the whole run and would otherwise keep everything it wrote.
+                    *SERVER_FLAGS,
+                ],
+                env=server_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            proc.kill()
+            proc.wait()
+            if attempt < 3 and "in use" in log_path.read_text(errors="replace"):
+                continue
+            raise RuntimeError(f"SecantusDB did not start:\n{log_path.read_text()}")
+        break
     yield f"mongodb://127.0.0.1:{port}"
     proc.send_signal(signal.SIGTERM)
     try:

@@ -18,6 +18,9 @@ from control.jsonbytes import get_member, scan_object, set_member
 from control.routing import Pattern, agent_of, client_key_fingerprint
 from tests.storage.test_linear_time import assert_linear
 
+# Serial (make test's second phase): timings that must grow linearly (1 MB vs 256 KB).
+pytestmark = pytest.mark.serial
+
 
 def _scan(body: bytes) -> None:
     try:

@@ -11,6 +11,9 @@ import pytest
 from control.jsonbytes import MAX_DEPTH, get_member, scan_object, set_member
 from control.routing import rewrite_model
 
+# Serial (make test's second phase): times an edit of a 500 KB body (under 0.5 s).
+pytestmark = pytest.mark.serial
+
 
 def test_scan_finds_top_level_members_only() -> None:
     body = b'{"a": {"stream": 1}, "b": ["}", "\\"", {"c": []}], "stream": false}'

@@ -19,6 +19,9 @@ from tests.conftest import ProxyProcess, free_port, start_proxy
 from tests.fake_upstream import RATE_LIMIT_HEADERS, FakeUpstream
 from tests.fixtures import STREAMS, message_bytes, stream_bytes
 
+# Serial (make test's second phase): SSE events 120-400 ms apart, 2-3 s header and idle timeouts.
+pytestmark = pytest.mark.serial
+
 CLAUDE_CODE_HEADERS = {
     "x-api-key": "sk-ant-api03-test-key",
     "anthropic-version": "2023-06-01",

@@ -37,6 +37,9 @@ from tests.conftest import ProxyProcess, free_port, start_proxy
 from tests.control.routing_helpers import FP_A, KEY_A, write
 from tests.fake_upstream import RATE_LIMIT_HEADERS, FakeUpstream, big_chunks, models_page
 
+# Serial (make test's second phase): a slow upstream answered within the model list's time budget.
+pytestmark = pytest.mark.serial
+
 CONFIG = f"""
 providers:
   - name: other

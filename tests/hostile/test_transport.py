@@ -27,6 +27,9 @@ from tests.hostile.conftest import (
     rss_kib,
 )
 
+# Serial (make test's second phase): read deadlines (2 s), keep-alive timeouts, RSS.
+pytestmark = pytest.mark.serial
+
 BODY = json.dumps(MESSAGE).encode()
 
 

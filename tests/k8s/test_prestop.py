@@ -12,7 +12,12 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 from tests.k8s.manifests import prestop_command, rendered_docs
+
+# Serial (make test's second phase): times the preStop hook's polling (within 0.8-5 s, 1.4-4 s).
+pytestmark = pytest.mark.serial
 
 
 class _Livez:

@@ -21,6 +21,9 @@ from bench.rollout import TEST_SCENARIO, simulate
 from bench.rollout_outcome import Outcome
 from tests.fake_upstream import FakeUpstream
 
+# Serial (make test's second phase): 5 s streams, preStop waits, grace periods.
+pytestmark = pytest.mark.serial
+
 
 @pytest.fixture(scope="module")
 def rollout(

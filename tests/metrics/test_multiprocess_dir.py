@@ -20,6 +20,9 @@ from recording.status import journal_disk_bytes
 from tests.conftest import ROOT, ProxyProcess, start_proxy
 from tests.fake_upstream import FakeUpstream
 
+# Serial (make test's second phase): needs both workers of a 2-worker proxy to take connections.
+pytestmark = pytest.mark.serial
+
 
 class Exits:
     """Stands in for atexit.register: what would run at exit."""

@@ -54,6 +54,9 @@ from tests.recording.servers import (
     wait_writer,
 )
 
+# Serial (make test's second phase): requests timed against a stalled database.
+pytestmark = pytest.mark.serial
+
 DATABASE = "failures_e2e"
 MODEL = "claude-sonnet-4-5-20250929"
 STREAM_EVENTS = 23  # tests/fixtures/streams/tool_use.sse
@@ -168,9 +171,11 @@ async def wait_caught_up(proxy: ProxyProcess, within: float) -> None:
     so the derived data is compared once nothing is pending."""
     await wait_writer(
         proxy,
-        lambda w: w.get("database_up") is True
-        and w.get("pending_batch") is None
-        and w.get("backlog_bytes") == 0,
+        lambda w: (
+            w.get("database_up") is True
+            and w.get("pending_batch") is None
+            and w.get("backlog_bytes") == 0
+        ),
         within,
         "the recorder caught up",
     )

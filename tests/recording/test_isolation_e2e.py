@@ -37,6 +37,9 @@ from tests.conftest import ROOT, ProxyProcess, free_port, start_proxy, wait_http
 from tests.fake_upstream import big_chunks, long_stream
 from tests.storage.conftest import Relay
 
+# Serial (make test's second phase): stream gaps and /health under 200 ms, RSS.
+pytestmark = pytest.mark.serial
+
 MIB = 1024 * 1024
 MESSAGES = "/v1/messages"
 FILE_CONTENT = "/v1/files/file_011CNha8iCJcU1wXNR6q4V8w/content"

@@ -22,6 +22,9 @@ from recording.journal import JournalReader, JournalWriter
 from recording.journal_writer import QUEUE_MAX_RECORDS, QUEUED_RECORD_COST
 from tests.recording.journal_helpers import read_all, wait_for, wait_written, writer
 
+# Serial (make test's second phase): close() must give up on time (within 1.5 s).
+pytestmark = pytest.mark.serial
+
 MIB = 1024 * 1024
 
 

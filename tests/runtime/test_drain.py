@@ -13,6 +13,9 @@ import pytest
 from tests.conftest import start_proxy
 from tests.fake_upstream import FakeUpstream
 
+# Serial (make test's second phase): a SIGTERM drain timed (3 s to 6 s).
+pytestmark = pytest.mark.serial
+
 
 async def _read_events(resp: aiohttp.ClientResponse) -> list[bytes]:
     raw = await resp.read()

@@ -11,6 +11,9 @@ import runtime.drain as drain_module
 from runtime.drain import drain
 from runtime.state import LiveState
 
+# Serial (make test's second phase): counts progress lines logged every 50 ms over 200 ms.
+pytestmark = pytest.mark.serial
+
 
 class FakeApp:
     def __init__(self) -> None:

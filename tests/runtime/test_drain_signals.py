@@ -23,6 +23,9 @@ from runtime.state import LiveState
 from tests.conftest import ROOT, ProxyProcess, free_port, wait_http
 from tests.fake_upstream import FakeUpstream
 
+# Serial (make test's second phase): signals real servers during start-up, within milliseconds.
+pytestmark = pytest.mark.serial
+
 DRAINING = "draining, 0 in flight"
 
 

@@ -43,6 +43,9 @@ from streaming.headers import (
 )
 from tests.conversations.helpers import T0
 
+# Serial (make test's second phase): timings that must grow linearly (1 MB vs 256 KB).
+pytestmark = pytest.mark.serial
+
 SMALL = 256 * 1024
 LARGE = 1024 * 1024
 BOUND = 2.0  # seconds for the 1 MB input, on a slow CI machine

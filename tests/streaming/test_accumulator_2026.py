@@ -29,6 +29,9 @@ from tests.streaming.accumulator_events import (
     text,
 )
 
+# Serial (make test's second phase): timings that must grow linearly (1 MB vs 256 KB).
+pytestmark = pytest.mark.serial
+
 # --- the fixture pairs ---------------------------------------------------------------
 
 

@@ -13,6 +13,9 @@ import pytest
 from streaming.sse import ServerSentEvent, SSEDecoder
 from tests.storage.test_linear_time import assert_linear
 
+# Serial (make test's second phase): timings that must grow linearly (1 MB vs 256 KB).
+pytestmark = pytest.mark.serial
+
 
 def _decode_all(chunks: list[bytes]) -> list[ServerSentEvent]:
     decoder = SSEDecoder()
