@@ -124,7 +124,9 @@ if __name__ == "__main__":
 """
 
 
-def _start(tmp: Path, upstream: FakeUpstream) -> ProxyProcess:
+def _launch(tmp: Path, upstream: FakeUpstream) -> ProxyProcess:
+    """The proxy with two workers, both its output streams in its log (Sanic's worker
+    lines on stdout, the drain lines on stderr), not waited for."""
     launcher = tmp / "launch_proxy.py"
     launcher.write_text(LAUNCHER.format(root=str(ROOT)))
     port = free_port()
@@ -141,17 +143,22 @@ def _start(tmp: Path, upstream: FakeUpstream) -> ProxyProcess:
         }
     )
     log_path = tmp / "proxy.log"
-    proc = subprocess.Popen(
-        [sys.executable, str(launcher)],
-        cwd=tmp,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log_path.open("wb"),  # the drain lines are written to stderr
-        start_new_session=True,
-    )
-    proxy = ProxyProcess(proc, port, log_path)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(launcher)],
+            cwd=tmp,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return ProxyProcess(proc, port, log_path)
+
+
+def _start(tmp: Path, upstream: FakeUpstream) -> ProxyProcess:
+    proxy = _launch(tmp, upstream)
     try:
-        wait_http(port, timeout=60)  # generous: a loaded CI machine starts slowly
+        wait_http(proxy.port, timeout=60)  # generous: a loaded CI machine starts slowly
     except TimeoutError:
         proxy.stop()
         raise AssertionError(f"proxy did not start:\n{proxy.log()}") from None
@@ -192,30 +199,7 @@ def test_a_signal_during_start_up_waits_for_the_workers_then_drains(
     """A pod deleted while it starts: Sanic's manager, signalled before every worker
     acknowledged, interrupts the starting worker and then waits for its
     acknowledgement forever. The main process holds the signal back instead."""
-    launcher = tmp_path / "launch_proxy.py"
-    launcher.write_text(LAUNCHER.format(root=str(ROOT)))
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "SANIC_"))}
-    env.update(
-        {
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "PYTHONUNBUFFERED": "1",
-            "ANTHROPIC_FORWARD_URL": upstream.url,
-            "SANIC_WORKERS": "2",
-            "REQUEST_LOG": "false",
-        }
-    )
-    log_path = tmp_path / "proxy.log"
-    proc = subprocess.Popen(
-        [sys.executable, str(launcher)],
-        cwd=tmp_path,
-        env=env,
-        stdout=log_path.open("wb"),  # Sanic's worker lines
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    proxy = ProxyProcess(proc, port, log_path)
+    proxy = _launch(tmp_path, upstream)
     try:
         deadline = time.monotonic() + 60
         while "Starting worker [" not in proxy.log():  # the first worker is starting
