@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from conversations import listing
 from conversations import queries as q
 from conversations import search as cs
 from conversations.fields import project_name
@@ -19,14 +20,6 @@ from storage.mongo import CONVERSATIONS, REQUESTS
 
 # Gaps in a thread are filled from request bodies; a few per read at most.
 MAX_BODY_FILLS = 5
-# The API's list reads summaries in ranges of last activity: six hours first,
-# each next range sized by what the last one found (at most LIST_GROWTH times
-# wider), at most LIST_ROUNDS ranges (the last reaches back to the first summary).
-FIRST_LIST_SPAN = timedelta(hours=6)
-LIST_GROWTH = 4.0
-LIST_ROUNDS = 16
-LIST_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-LIST_SKEW = timedelta(days=1)  # a summary's last activity may be ahead of our clock
 # The matching requests an API search reads at most (its pages are numbered, so
 # page n reads the conversations of the pages before it too).
 API_SEARCH_DOCS = 1_000
@@ -68,28 +61,8 @@ class ConversationsRepo:
     async def _newest(
         self, scope: dict[str, Any], matching: dict[str, Any], wanted: int
     ) -> list[dict[str, Any]]:
-        """The `wanted` newest summaries in scope, read in growing ranges of
-        `lastActivity` (the `last_activity` or `project_last_activity` index)."""
-        found: list[dict[str, Any]] = []
-        upper = datetime.now(UTC) + LIST_SKEW
-        span = FIRST_LIST_SPAN
-        for rounds in range(1, LIST_ROUNDS + 1):
-            last = rounds == LIST_ROUNDS or upper - span <= LIST_EPOCH
-            window: dict[str, Any] = {"$lt": upper}
-            if not last:  # the last range reaches back to the first summary
-                window["$gte"] = upper - span
-            pipeline: list[dict[str, Any]] = [{"$match": {**scope, "lastActivity": window}}]
-            if matching:
-                pipeline.append({"$match": matching})
-            pipeline += [{"$sort": dict(q.LIST_SORT)}, {"$limit": wanted - len(found)}]
-            docs = await (await self._conversations.aggregate(pipeline)).to_list(None)
-            found += docs
-            if last or len(found) >= wanted:
-                break
-            left = wanted - len(found)
-            growth = LIST_GROWTH if not docs else min(LIST_GROWTH, max(1.0, left / len(docs)))
-            upper, span = upper - span, span * growth
-        return found
+        """The `wanted` newest summaries in scope (conversations.listing)."""
+        return await listing.newest(self._db, wanted, scope=scope, matching=matching)
 
     async def search(
         self,

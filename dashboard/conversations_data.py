@@ -2,12 +2,8 @@
 
 - A page of the list reads the conversation summaries (one document per
   conversation, kept by the recorder) newest activity first, by keyset: from a
-  place (`before`: the last row of the page before) back in time, in ranges of
-  `lastActivity` on the `last_activity` index (`project_last_activity` for one
-  project). The development database reads a whole index range before it sorts
-  and limits, so a range is kept near the rows a page needs: six hours first,
-  each next one sized by what the last found (at most 4x wider), at most
-  `LIST_ROUNDS` ranges. The list is never counted.
+  place (`before`: the last row of the page before) back in time, in growing
+  ranges of `lastActivity` (conversations.listing). The list is never counted.
 - A search runs the conversation search (conversations.search: the newest
   matching requests in time windows on `conversation_words_time`, at most
   `PAGE_DOCS` of them, grouped by conversation, latest match first, paged by
@@ -24,24 +20,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from conversations import listing
 from conversations import queries as q
 from conversations import search as cs
 from conversations.summaries import list_item
 from storage.mongo import CONVERSATIONS
 from storage.queries import Cursor, from_epoch_ms
 
-PROJECT_SCAN = 200
-FIRST_SPAN = timedelta(hours=6)
-LIST_ROUNDS = 16
-MAX_GROWTH = 4.0
-# Clocks disagree: a summary's last activity may be a little ahead of ours.
-SKEW = timedelta(days=1)
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+PROJECT_SCAN = 100
 _CURSOR = re.compile(r"^(-?\d{1,15})_(.{1,128})$", re.DOTALL)
 
 Row = dict[str, Any]
@@ -87,35 +78,15 @@ async def newest(
     projection: dict[str, int] | None = None,
 ) -> tuple[list[dict[str, Any]], bool]:
     """Up to `limit` summaries after `before`, newest activity first, and whether
-    there are more."""
-    conversations = db[CONVERSATIONS]
-    scope = q.list_project_filter(project) if project is not None else {}
-
-    async def read(where: dict[str, Any], count: int) -> list[dict[str, Any]]:
-        cursor = conversations.find({**where, **scope}, projection).sort(q.LIST_SORT)
-        return await cursor.limit(count).to_list(None)
-
-    found: list[dict[str, Any]] = []
-    if before is not None:  # the rest of the rows sharing the last one's time
-        found += await read({"lastActivity": before.at, "_id": {"$gt": before.id}}, limit + 1)
-    upper = before.at if before is not None else datetime.now(UTC) + SKEW
-    span = FIRST_SPAN
-    for rounds in range(1, LIST_ROUNDS + 1):
-        if len(found) > limit:
-            break
-        lower = upper - min(span, upper - EPOCH)
-        window: dict[str, Any] = {"$lt": upper}
-        last = rounds == LIST_ROUNDS or lower <= EPOCH
-        if not last:  # the last range reaches back to the first
-            window["$gte"] = lower
-        docs = await read({"lastActivity": window}, limit + 1 - len(found))
-        found += docs
-        if last:
-            break
-        wanted = limit + 1 - len(found)
-        growth = MAX_GROWTH if not docs else min(MAX_GROWTH, max(1.0, wanted / len(docs)))
-        upper, span = lower, span * growth
-    return found[:limit], len(found) > limit
+    there are more (conversations.listing)."""
+    docs = await listing.newest(
+        db,
+        limit + 1,
+        scope=q.list_project_filter(project) if project is not None else None,
+        before=listing.Place(before.at, before.id) if before is not None else None,
+        projection=projection,
+    )
+    return docs[:limit], len(docs) > limit
 
 
 async def list_page(

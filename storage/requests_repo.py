@@ -22,6 +22,7 @@ from storage import list_plan as lp
 from storage import queries as q
 from storage import request_offsets as ro
 from storage.bodies import delete_all_bodies, load_bodies
+from storage.list_pace import Pace, word_counts
 from storage.mongo import CONVERSATIONS, REQUESTS
 
 
@@ -50,6 +51,7 @@ class RequestsRepo:
         # added by an upgrade is planned on once it is built (storage.list_plan.plan).
         self._indexes: frozenset[str] = frozenset()
         self._indexes_listed = -math.inf
+        self._pace = Pace(db[ROLLUPS])
 
     async def page(
         self, page: int, limit: int, model: str | None
@@ -173,11 +175,11 @@ class RequestsRepo:
             span, quiet = (
                 (first_window, timedelta(0))
                 if first_window is not None
-                else await self._paced(f, now, limit + 1, from_now)
+                else await self._pace.first_window(f, now, limit + 1, from_now)
             )
             sample = lp.sample_window(f, edge, quiet, now, newest_first)
             if len(f.words) > 1 and p.index == "conversation_words_time" and sample:
-                p = lp.plan(f, await self._word_counts(f.words, *sample), indexes)
+                p = lp.plan(f, await word_counts(self._aggregate, f.words, *sample), indexes)
         reached: datetime | None = None
         for probe in range(lp.MAX_PROBES):
             # The first window also spans the quiet stretch before now (nothing
@@ -245,53 +247,6 @@ class RequestsRepo:
         with their `completedAt` kept as a datetime for the next poll."""
         limit = q.capped_limit(limit, q.MAX_LIST_LIMIT)
         return await self._aggregate(q.tail_pipeline(since, limit))
-
-    async def _paced(
-        self, f: q.RequestFilter, now: datetime, wanted: int, from_now: bool
-    ) -> tuple[timedelta, timedelta]:
-        """The first window for `f`, from the quarter-hour rollups' recent counts (a
-        hundred small documents): wide enough for `wanted` rows at their pace, and, read
-        from now, across the quiet stretch since the newest counted minute (the minute
-        rollups of the newest counted quarter). The default window when they cannot
-        be read. (window, quiet stretch)"""
-        where, counter = lp.pace_query(f, now)
-        rollups = self._db[ROLLUPS]
-        try:
-            docs = (
-                await rollups.find(where, {"_id": 0, "t": 1, counter: 1})
-                .limit(lp.PACE_DOCS)
-                .to_list(None)
-            )
-            quarters = [_aware(d["t"]) for d in docs if lp.counted(d, counter) > 0]
-            span = lp.paced_window(sum(lp.counted(d, counter) for d in docs), wanted)
-            if not from_now or not quarters:
-                return span, timedelta(0)
-            minutes = (
-                await rollups.find(
-                    lp.minutes_query(where, max(quarters)), {"_id": 0, "t": 1, counter: 1}
-                )
-                .limit(16)
-                .to_list(None)
-            )
-        except PyMongoError:
-            return lp.FIRST_WINDOW, timedelta(0)
-        counted = [_aware(d["t"]) for d in minutes if lp.counted(d, counter) > 0]
-        if counted:
-            return span, lp.quiet_stretch(counted, now, timedelta(minutes=1))
-        return span, lp.quiet_stretch(quarters, now)
-
-    async def _word_counts(
-        self, words: tuple[str, ...], lower: datetime, upper: datetime
-    ) -> dict[str, int] | None:
-        """Each word's rows in [lower, upper) (at most a minute of log), None when
-        they cannot be counted (the plan then anchors on the longest word)."""
-        try:
-            found = await asyncio.gather(
-                *(self._aggregate(lp.sample_pipeline(w, lower, upper)) for w in words)
-            )
-        except PyMongoError:
-            return None
-        return {w: int(rows[0]["n"]) if rows else 0 for w, rows in zip(words, found, strict=True)}
 
     async def _index_names(self) -> frozenset[str]:
         if time.monotonic() - self._indexes_listed < INDEX_RECHECK_SECONDS:

@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from stats.rollups import ROLLUPS, fold
 from storage import list_plan as lp
 from storage import queries as q
+from storage.list_pace import Pace
 from storage.mongo import REQUESTS, ensure_indexes, ensure_rollup_indexes
 from storage.requests_repo import RequestsRepo
 
@@ -174,3 +176,29 @@ async def test_a_busy_log_that_stopped_early_in_a_quarter_is_read_in_one_window(
     await db[ROLLUPS].bulk_write([delta.update() for delta in fold(docs)])
     await db[REQUESTS].insert_many(docs[:600])  # the list reads the newest hundred at most
     assert await probes(db, monkeypatch) == 1
+
+
+async def test_the_pace_is_read_once_per_instant(
+    db: AsyncDatabase[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read going on in several calls at one `now` (a conversation search in
+    chunks) reads the quarter-hour rollups once; a later `now` reads them again."""
+    await ensure_rollup_indexes(db[ROLLUPS])
+    docs = sparse_docs(timedelta(hours=2))
+    await db[ROLLUPS].bulk_write([delta.update() for delta in fold(docs)])
+    pace = Pace(db[ROLLUPS])
+    tiers: list[str] = []
+    find = AsyncCollection.find
+
+    def watched(self: AsyncCollection[Any], where: dict[str, Any], *a: Any, **kw: Any) -> Any:
+        tiers.append(where["tier"])
+        return find(self, where, *a, **kw)
+
+    monkeypatch.setattr(AsyncCollection, "find", watched)
+    first = await pace.first_window(q.RequestFilter(), NOW, 51, True)
+    assert first[1] >= timedelta(hours=2)  # the quiet stretch stepped over
+    assert await pace.first_window(q.RequestFilter(), NOW, 51, False) == (first[0], timedelta(0))
+    assert tiers == ["q", "m"]  # the second call: no rollup read at all
+    await pace.first_window(q.RequestFilter(model="m"), NOW, 51, False)
+    await pace.first_window(q.RequestFilter(), NOW + timedelta(minutes=1), 51, False)
+    assert tiers == ["q", "m", "q", "q"]
