@@ -25,12 +25,12 @@ from forwarding.forward import Forwarder
 from forwarding.upstream import UpstreamClient
 from metrics.recorder import MetricsRecorder
 from metrics.registry import multiprocess_dir, prepare_multiprocess_dir
-from recording.listeners import handoff_sink, register_recording
+from recording.listeners import handoff_sink, register_recording, stop_recorder
 from runtime.drain import install_drain_handlers, register_signal_relay
 from runtime.manager_wait import register_manager_wait
 from runtime.settings import Settings
 from runtime.state import LiveState, worker_slot
-from storage.listeners import register_storage
+from storage.listeners import register_storage, stop_embedded_database
 
 logger = logging.getLogger("proxy")
 
@@ -55,11 +55,19 @@ def register_listeners(app: Sanic, settings: Settings, routing: RoutingConfig) -
         app.shared_ctx.in_flight = multiprocessing.Array("q", max(settings.workers, 1))
 
     # Registered first: the embedded database starts before the recorder, the
-    # journal opens before the forwarder that feeds it, and at stop the recorder
-    # stops before the database.
+    # journal opens before the forwarder that feeds it.
     register_storage(app, settings)
     register_recording(app, settings)
     register_manager_wait(app)
+
+    @app.main_process_stop
+    async def stop_recorder_then_database(app: Sanic) -> None:
+        # One listener, in this order: Sanic 25.12's process manager runs
+        # main_process_stop listeners in registration order (its single-process
+        # path reverses them), so two listeners stopped the database first and
+        # the recorder's last batch waited in the journal for the next start.
+        await stop_recorder(app, settings)
+        stop_embedded_database(app)
 
     @app.before_server_start
     async def open_resources(app: Sanic) -> None:

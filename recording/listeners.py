@@ -31,6 +31,15 @@ STATS_EVERY = 1.0
 _STOP_MARGIN = 10.0
 
 
+async def stop_recorder(app: Sanic, settings: Settings) -> None:
+    """Stop the recorder, once every worker exited, giving it its flush deadline:
+    it stores what the workers handed off. The composition root calls it before
+    the embedded database stops (wiring.register_listeners)."""
+    supervisor: RecorderSupervisor | None = getattr(app.ctx, "recorder", None)
+    if supervisor is not None:
+        await asyncio.to_thread(supervisor.stop, settings.writer_flush_timeout + _STOP_MARGIN)
+
+
 def register_recording(app: Sanic, settings: Settings) -> None:
     """Call after storage.listeners.register_storage (listener order matters)."""
     app.ctx.journal = None
@@ -42,13 +51,6 @@ def register_recording(app: Sanic, settings: Settings) -> None:
     async def start_recorder(app: Sanic) -> None:
         app.ctx.recorder = RecorderSupervisor()
         app.ctx.recorder.start()
-
-    @app.main_process_stop
-    async def stop_recorder(app: Sanic) -> None:
-        # main_process_stop runs in reverse order: before the embedded database stops.
-        supervisor: RecorderSupervisor | None = getattr(app.ctx, "recorder", None)
-        if supervisor is not None:
-            await asyncio.to_thread(supervisor.stop, settings.writer_flush_timeout + _STOP_MARGIN)
 
     @app.before_server_start
     async def open_journal(app: Sanic) -> None:

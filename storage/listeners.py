@@ -26,6 +26,15 @@ from storage.requests_repo import RequestsRepo
 logger = logging.getLogger("proxy.storage")
 
 
+def stop_embedded_database(app: Sanic) -> None:
+    """Stop the embedded database, if this process started one. The composition
+    root calls it last, after the recorder stopped (wiring.register_listeners)."""
+    embedded = getattr(app.ctx, "embedded", None)
+    if embedded is not None:
+        app.ctx.embedded = None
+        embedded.stop()
+
+
 def register_storage(app: Sanic, settings: Settings) -> None:
     app.ctx.db = None
     app.ctx.prices = PriceTable.load()
@@ -38,12 +47,6 @@ def register_storage(app: Sanic, settings: Settings) -> None:
         if settings.mongodb_uri is None and published() is None:
             app.ctx.embedded = start_embedded(settings.data_dir)
             publish(app.ctx.embedded.uri)
-
-    @app.main_process_stop
-    async def stop_embedded_database(app: Sanic) -> None:
-        embedded = getattr(app.ctx, "embedded", None)
-        if embedded is not None:
-            embedded.stop()
 
     @app.before_server_start
     async def open_storage(app: Sanic) -> None:
