@@ -23,7 +23,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from control.jsonbytes import ObjectLayout, get_member, set_member, splice_member
+from control.jsonbytes import ObjectLayout
+from control.jsonedit import get_member, set_member, splice_member
 from streaming.accumulator import StreamSnapshot, accumulate, finalize
 from streaming.errors import error_body
 from streaming.sse import SSEDecoder

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
-from control.jsonbytes import ObjectLayout, set_member, splice_member
+from control.jsonbytes import ObjectLayout
+from control.jsonedit import set_member, splice_member
 from streaming.credentials import fingerprint
 
 AGENT_HEADER = "x-claude-code-agent-id"

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from control.header_rules import HeaderRule, RuleError, apply_rules, parse_settings, validate_rules
-from control.jsonbytes import get_member, scan_object, set_member
+from control.jsonbytes import scan_object
+from control.jsonedit import get_member, set_member
 from control.routing import Pattern, agent_of, client_key_fingerprint
 from tests.storage.test_linear_time import assert_linear
 

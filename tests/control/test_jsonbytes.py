@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from control.jsonbytes import MAX_DEPTH, get_member, scan_object, set_member
+from control.jsonbytes import MAX_DEPTH, scan_object
+from control.jsonedit import get_member, set_member
 from control.routing import rewrite_model
 
 # Serial (make test's second phase): times an edit of a 500 KB body (under 0.5 s).

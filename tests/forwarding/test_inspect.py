@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from control.jsonbytes import STEP_BYTES, scan_object, scan_steps, splice_member
+from control.jsonbytes import STEP_BYTES, scan_object, scan_steps
+from control.jsonedit import splice_member
 from forwarding.inspect import MAX_MEMBERS, SMALL_MEMBER_BYTES, inspect_body
 from streaming.errors import ProxyError
 from streaming.exchange import Exchange
