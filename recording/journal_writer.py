@@ -25,7 +25,6 @@ yet flushed by the kernel. close() fsyncs.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import threading
 import time
@@ -34,22 +33,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from recording.journal_files import (
-    RateLimitedLog,
-    acquire_lock,
-    directory_bytes,
-    list_segments,
-    write_all,
-)
+from recording.journal_files import RateLimitedLog, directory_bytes
 from recording.journal_format import (
     HEADER_SIZE,
     JOURNAL_CLOSE_TIMEOUT,
-    LOCK_NAME,
     build_frame,
     encode_meta,
-    segment_name,
     valid_owner,
 )
+from recording.journal_segments import OwnerSegments
 
 logger = logging.getLogger("proxy.recording.journal")
 
@@ -128,10 +120,7 @@ class JournalWriter:
         self._idle = False
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lock_fd = -1
-        self._segment = 0
-        self._segment_fd = -1
-        self._segment_size = 0
+        self._segments = OwnerSegments(self.path, self._segment_failed)
         self._next_refresh = 0.0
         self._log = RateLimitedLog(logger)
 
@@ -196,8 +185,7 @@ class JournalWriter:
     def start(self) -> None:
         if self._thread is not None or self._closing:
             raise RuntimeError("a JournalWriter starts once, before close()")
-        self._lock_fd = acquire_lock(self.path / LOCK_NAME)
-        self._segment = max(list_segments(self.path), default=0) + 1
+        self._segments.claim()
         self._refresh_size()
         self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self._thread.start()
@@ -284,8 +272,8 @@ class JournalWriter:
                 self._lost += 1
                 continue
             length = frame[1]
-            if self._segment_size + pending + length > self._segment_bytes and (
-                self._segment_size + pending
+            if self._segments.size + pending + length > self._segment_bytes and (
+                self._segments.size + pending
             ):
                 self._flush(frames)
                 frames, pending = [], 0
@@ -337,20 +325,14 @@ class JournalWriter:
         if not frames:
             return
         total = sum(frame[1] for frame in frames)
-        written, error = 0, None
-        try:
-            fd = self._open_segment()
-        except OSError as exc:
-            error = exc
-        else:
-            written, error = write_all(fd, [b for frame in frames for b in frame[0]])
+        written, error = self._segments.append([b for frame in frames for b in frame[0]])
         kept, complete = 0, 0
         for frame in frames:
             if kept + frame[1] > written:
                 break
             kept += frame[1]
             complete += 1
-        self._segment_size += kept
+        self._segments.size += kept
         self._records += complete
         self._bodies_dropped += sum(1 for frame in frames[:complete] if frame[2])
         self._bytes_written += kept
@@ -360,58 +342,28 @@ class JournalWriter:
             self._journal_bytes -= total - kept
             self._log(logging.ERROR, "journal write failed: %s", error)
             if written > kept:
-                self._truncate(self._segment_size)
+                self._truncate(self._segments.size)
 
     def _truncate(self, size: int) -> None:
         """Cut a partly written frame away, or else leave it behind in a finished segment."""
-        try:
-            os.ftruncate(self._segment_fd, size)
-        except OSError as exc:
-            self._log(logging.ERROR, "journal truncate failed: %s", exc)
-            self._segment_size = size
+        error = self._segments.truncate(size)
+        if error is not None:
+            self._log(logging.ERROR, "journal truncate failed: %s", error)
+            self._segments.size = size
             self._rotate()
 
-    def _open_segment(self) -> int:
-        if self._segment_fd < 0:
-            path = self.path / segment_name(self._segment)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-            self._segment_fd = os.open(path, flags, 0o644)
-            self._segment_size = os.fstat(self._segment_fd).st_size
-        return self._segment_fd
-
     def _rotate(self) -> None:
-        self._close_segment()
-        self._segment += 1
-        self._segment_size = 0
+        self._segments.rotate()
         self._refresh_size()
 
-    def _close_segment(self) -> None:
-        if self._segment_fd >= 0:
-            fd, self._segment_fd = self._segment_fd, -1
-            try:
-                os.close(fd)
-            except OSError as exc:
-                self._failures += 1
-                self._log(logging.ERROR, "journal close failed: %s", exc)
+    def _segment_failed(self, what: str, error: OSError) -> None:
+        self._failures += 1
+        self._log(logging.ERROR, "journal %s failed: %s", what, error)
 
     def _seal(self) -> None:
         """fsync and close the current segment, then let the recorder see the owner gone."""
         self._discard_queue()
-        if self._segment_fd >= 0:
-            try:
-                os.fsync(self._segment_fd)
-                dir_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
-                try:
-                    os.fsync(dir_fd)
-                finally:
-                    os.close(dir_fd)
-            except OSError as exc:
-                self._failures += 1
-                self._log(logging.ERROR, "journal fsync failed: %s", exc)
-        self._close_segment()
-        if self._lock_fd >= 0:
-            fd, self._lock_fd = self._lock_fd, -1
-            os.close(fd)
+        self._segments.seal()
 
     def _refresh_size(self) -> None:
         """Re-read what our segments weigh: the recorder deletes consumed ones."""

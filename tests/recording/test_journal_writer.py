@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from recording import journal_writer
+from recording import journal_segments, journal_writer
 from recording.journal import JournalReader, JournalWriter
 from recording.journal_writer import QUEUE_MAX_RECORDS, QUEUED_RECORD_COST
 from tests.recording.journal_helpers import read_all, wait_for, wait_written, writer
@@ -267,7 +267,7 @@ def test_close_gives_up_on_time(tmp_path: Path) -> None:
 def test_disk_errors_are_counted_and_cut_away(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real = journal_writer.write_all
+    real = journal_segments.write_all
     failing = {"on": False}
 
     def write_all(fd: int, buffers: list[Any]) -> tuple[int, OSError | None]:
@@ -278,7 +278,7 @@ def test_disk_errors_are_counted_and_cut_away(
         os.write(fd, first[: len(first) // 2])
         return len(first) // 2, OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(journal_writer, "write_all", write_all)
+    monkeypatch.setattr(journal_segments, "write_all", write_all)
     journal = writer(tmp_path)
     journal.start()
     caplog.set_level(logging.ERROR, logger="proxy.recording.journal")
