@@ -15,11 +15,12 @@ them, so both signals lead here, and a worker alone cannot tell which one the
 operator sent. `register_signal_relay` lets the main process note the signal it
 received in shared memory before Sanic relays it, so the drain log names it.
 
-A signal that reaches the main process while a worker is still starting would
-interrupt that worker before it acknowledged, and Sanic's manager then waits for
-the acknowledgement forever (a pod deleted during start-up would hang until the
-kubelet's SIGKILL). The main process therefore holds such a signal back until
-every worker is up, then handles it as a normal drain.
+The main process does not let Sanic's manager handle the signal inside the signal
+handler: a thread posts the stop on the manager's monitor pipe, which its loop
+reads at a safe point, and only once every worker acknowledged its start-up
+(see `_stop_from_the_monitor`: a handler talking to the shared state can corrupt
+the main thread's call in progress; a worker interrupted while starting hangs
+the manager).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def remember_drain_signal(shared: Any) -> None:
 def _note_then_handle(shared: Any, previous: Any, signum: int, frame: FrameType | None) -> None:
     if shared.value == 0:  # the first one: a second signal only forces the stop
         shared.value = signum
-    if _defer_until_workers_ready(previous, signum):
+    if _stop_from_the_monitor(previous, signum):
         return
     if callable(previous):
         previous(signum, frame)
@@ -94,49 +95,65 @@ def _note_then_handle(shared: Any, previous: Any, signum: int, frame: FrameType 
         os.kill(os.getpid(), signum)
 
 
-# The thread holding a signal back, while it holds it (cleared before it resends).
-_deferred: threading.Thread | None = None
+# What Sanic's manager's monitor loop does on this message: terminate every worker
+# (SIGINT: each drains), then leave the loop and wait for them.
+_TERMINATE = "__TERMINATE__"
+# The thread that stops the workers through the manager's monitor pipe, once started.
+_stopper: threading.Thread | None = None
 
 
-def _defer_until_workers_ready(previous: Any, signum: int) -> bool:
-    """True when the signal was held back because Sanic's manager (the owner of
-    `previous`) still waits for a worker's start-up acknowledgement; a thread
-    sends it again once all acknowledged. Repeats while one is held back are
-    dropped: they would only turn the drain into a kill of half-started workers."""
-    global _deferred
-    all_acked = getattr(getattr(previous, "__self__", None), "_all_workers_ack", None)
-    if not callable(all_acked):
+def _stop_from_the_monitor(previous: Any, signum: int) -> bool:
+    """Have Sanic's manager (the owner of `previous`) stop its workers from its own
+    monitor loop, not inside this handler. True when that is under way.
+
+    A signal handler runs between two bytecodes of the main thread, which may be
+    inside a call to the process manager's shared state: Sanic's handler (and
+    any check of the workers' states) would then talk on the same connection, a
+    reply would reach the wrong call ("'list' object is not a mapping", seen in a
+    test run) and the main process would die mid-shutdown. So the handler only starts
+    a thread (its own connection to the shared state) that waits until every
+    worker acknowledged its start-up (a worker interrupted while starting never
+    acknowledges, and the manager would wait for it forever: a pod deleted during
+    start-up would hang until the kubelet's SIGKILL) and then posts `__TERMINATE__`
+    on the manager's monitor pipe. A repeat before the manager began shutting
+    down is dropped; once it has, Sanic's handler runs: a second signal kills."""
+    global _stopper
+    manager = getattr(previous, "__self__", None)
+    all_acked = getattr(manager, "_all_workers_ack", None)
+    publisher = getattr(manager, "monitor_publisher", None)
+    if not callable(all_acked) or publisher is None:
+        return False  # not Sanic's manager (its internals changed shape, or a test)
+    if getattr(manager, "_shutting_down", True):
         return False
-    if _deferred is not None:
-        return True
-    try:
-        if all_acked():
-            return False
-    except Exception:  # Sanic's internals changed shape: handle the signal as it comes
-        return False
-    logger.info(
-        "%s received while workers are starting: draining once they are up",
-        signal.Signals(signum).name,
-    )
-    _deferred = threading.Thread(
-        target=_resend_when_ready,
-        args=(all_acked, signum),
-        name="drain-signal-deferred",
-        daemon=True,
-    )
-    _deferred.start()
+    if _stopper is None:
+        _stopper = threading.Thread(
+            target=_stop_when_ready,
+            args=(all_acked, publisher, signum),
+            name="drain-signal-stop",
+            daemon=True,
+        )
+        _stopper.start()
     return True
 
 
-def _resend_when_ready(all_acked: Any, signum: int) -> None:
-    # No deadline of our own: a worker that never comes up makes Sanic's manager
-    # give up (and kill the group) after its own ack threshold.
-    while not all_acked():
-        time.sleep(0.05)
-    time.sleep(0.15)  # the manager reads the acknowledgements every 0.1 s
-    global _deferred
-    _deferred = None
-    os.kill(os.getpid(), signum)
+def _stop_when_ready(all_acked: Any, publisher: Any, signum: int) -> None:
+    name = signal.Signals(signum).name
+    if not _acked(all_acked):
+        logger.info("%s received while workers are starting: draining once they are up", name)
+        # No deadline of our own: a worker that never comes up makes Sanic's
+        # manager give up (and kill the group) after its own ack threshold.
+        while not _acked(all_acked):
+            time.sleep(0.05)
+        time.sleep(0.15)  # the manager reads the acknowledgements every 0.1 s
+    logger.info("%s received by the main process: stopping the workers, each drains first", name)
+    publisher.send(_TERMINATE)
+
+
+def _acked(all_acked: Any) -> bool:
+    try:
+        return bool(all_acked())
+    except Exception:  # the shared state is gone or changed shape: stop now
+        return True
 
 
 def signal_description(app: Sanic, sig: signal.Signals) -> str:

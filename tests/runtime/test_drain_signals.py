@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from runtime import drain
 from runtime.drain import begin_drain, remember_drain_signal, signal_description
 from runtime.state import LiveState
 from tests.conftest import ROOT, ProxyProcess, free_port, wait_http
@@ -82,6 +84,59 @@ def test_the_main_process_notes_the_first_signal_then_handles_it_as_before() -> 
         for sig, handler in saved.items():
             signal.signal(sig, handler)
     assert handled == [signal.SIGTERM, signal.SIGINT]
+    assert shared.value == signal.SIGTERM
+
+
+class FakeManager:
+    """What the handler uses of Sanic's worker manager: its signal handler, its
+    monitor pipe, whether it is shutting down, whether every worker acknowledged."""
+
+    def __init__(self) -> None:
+        self.monitor, self.monitor_publisher = multiprocessing.Pipe(True)
+        self._shutting_down = False
+        self.acked = False
+        self.handled: list[int] = []
+        self.asked_from: set[str] = set()
+
+    def _all_workers_ack(self) -> bool:
+        self.asked_from.add(threading.current_thread().name)
+        return self.acked
+
+    def shutdown_signal(self, signum: int, frame: object) -> None:
+        self.handled.append(signum)
+
+
+def test_the_manager_stops_from_its_monitor_loop_never_inside_the_handler(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The handler only starts a thread: the workers' states are read and the
+    stop is posted (`__TERMINATE__` on the monitor pipe) outside the signal
+    handler, once every worker acknowledged; Sanic's own handler runs only for a
+    signal that arrives after its shutdown began (it kills)."""
+    monkeypatch.setattr(drain, "_stopper", None)
+    manager = FakeManager()
+    shared: Any = multiprocessing.Value("i", 0, lock=False)
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for sig in saved:
+            signal.signal(sig, manager.shutdown_signal)
+        remember_drain_signal(shared)
+        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGTERM)  # a repeat before the shutdown began: dropped
+        assert not manager.monitor.poll(0.3)  # held back while a worker is starting
+        manager.acked = True
+        assert manager.monitor.poll(5) and manager.monitor.recv() == "__TERMINATE__"
+        assert not manager.monitor.poll(0.3)  # posted once
+        assert manager.handled == []
+        assert manager.asked_from == {"drain-signal-stop"}  # never the main thread
+        manager._shutting_down = True
+        signal.raise_signal(signal.SIGINT)
+        assert manager.handled == [signal.SIGINT]
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        assert drain._stopper is not None
+        drain._stopper.join(5)
     assert shared.value == signal.SIGTERM
 
 
