@@ -25,6 +25,19 @@ import aiohttp
 import pytest
 
 from tests.conftest import ProxyProcess, start_proxy, wait_recorded
+from tests.conversations.session_expectations import (
+    MTOK,
+    SUMMED,
+    bills_of,
+    expected_cost,
+    expected_sums,
+    folded,
+    indices_by_agent,
+    indices_by_model,
+    served_by,
+    split_usage,
+    sse_of,
+)
 from tests.fake_upstream import FakeUpstream, Received, sse_chunks
 from tests.fixtures.conversations import exchanges
 from tests.fixtures.conversations.claude_code import FABLE, OPUS, SESSION_21
@@ -39,176 +52,6 @@ from tests.fixtures.conversations.claude_code_21 import (
 
 KEY = "sk-ant-api03-session-e2e-SECRET"
 NAME = "claude_code_21"
-MTOK = 1_000_000
-
-
-# ---- prices ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Rates:
-    """USD per million tokens."""
-
-    input: float
-    output: float
-    write_5m: float
-    write_1h: float
-    read: float
-
-
-# List prices (platform.claude.com/docs/en/about-claude/pricing and the model pages
-# models/opus-5-5/overview, models/fable-5/overview, checked 2026-12):
-# Opus 5.5 $4 in / $20 out, cache writes $5 (5 min) / $8 (1 h), reads $0.20 (0.05x);
-# Fable 5 $10 / $50, writes $12.50 / $20, reads $1.
-RATES = {
-    OPUS: Rates(input=4, output=20, write_5m=5, write_1h=8, read=0.20),
-    FABLE: Rates(input=10, output=50, write_5m=12.50, write_1h=20, read=1.00),
-}
-
-
-def _split(usage: dict[str, Any]) -> tuple[int, int, int, int, int]:
-    """input, output, 5-minute writes, 1-hour writes, reads of one usage object (an
-    unsplit write counts as 5-minute)."""
-    written = usage.get("cache_creation_input_tokens") or 0
-    split = usage.get("cache_creation") or {}
-    hour = split.get("ephemeral_1h_input_tokens") or 0
-    return (
-        usage.get("input_tokens") or 0,
-        usage.get("output_tokens") or 0,
-        written - hour,
-        hour,
-        usage.get("cache_read_input_tokens") or 0,
-    )
-
-
-def _usd(usage: dict[str, Any], model: str) -> float:
-    fresh, out, five, hour, read = _split(usage)
-    r = RATES[model]
-    return (
-        fresh * r.input + out * r.output + five * r.write_5m + hour * r.write_1h + read * r.read
-    ) / MTOK
-
-
-def served_by(reply: dict[str, Any]) -> str:
-    """The model that answered: the last `fallback` block's target (a stream's
-    message_start names the requested model), else the message's `model`."""
-    switches = [b["to"]["model"] for b in reply["content"] if b["type"] == "fallback"]
-    return switches[-1] if switches else reply["model"]
-
-
-def expected_cost(reply: dict[str, Any]) -> tuple[float, list[tuple[str, str, float]]]:
-    """The bill of one reply, and its attempts as (type, model, usd) when the usage
-    lists `iterations`: then the top-level counts are only the last attempt's, and the
-    bill is the sum over the attempts, each at the model that ran it (an entry without
-    a model ran on the model that answered)."""
-    usage = reply["usage"]
-    served = served_by(reply)
-    if "iterations" not in usage:
-        return _usd(usage, served), []
-    rows = []
-    for attempt in usage["iterations"]:
-        # A refusal before any output is free; this session has none (checked here so
-        # the arithmetic below stays the documented one).
-        assert attempt["output_tokens"] > 0
-        model = attempt.get("model") or served
-        rows.append((attempt["type"], model, _usd(attempt, model)))
-    return sum(usd for _, _, usd in rows), rows
-
-
-# ---- the stream the API sends for a reply -----------------------------------------------
-def _event(data: dict[str, Any]) -> bytes:
-    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return f"event: {data['type']}\ndata: {body}\n\n".encode()
-
-
-# Usage fields that only the final message_delta carries in a real stream.
-_LATE_USAGE = ("output_tokens_details", "iterations")
-_CUMULATIVE = (
-    "input_tokens",
-    "cache_creation_input_tokens",
-    "cache_read_input_tokens",
-    "output_tokens",
-)
-
-
-def _block_events(index: int, block: dict[str, Any]) -> list[dict[str, Any]]:
-    kind = block["type"]
-    deltas: list[dict[str, Any]]
-    if kind == "text":
-        opened = {"type": "text", "text": ""}
-        half = len(block["text"]) // 2
-        deltas = [
-            {"type": "text_delta", "text": block["text"][:half]},
-            {"type": "text_delta", "text": block["text"][half:]},
-        ]
-    elif kind == "thinking":
-        opened = {"type": "thinking", "thinking": "", "signature": ""}
-        # Omitted thinking (display "omitted") streams its signature only.
-        said = [{"type": "thinking_delta", "thinking": block["thinking"]}]
-        deltas = [
-            *(said if block["thinking"] else []),
-            {"type": "signature_delta", "signature": block["signature"]},
-        ]
-    elif kind == "compaction":
-        # One delta carrying the whole summary (build-with-claude/compaction, Streaming).
-        opened = {"type": "compaction", "content": None, "encrypted_content": None}
-        deltas = [
-            {
-                "type": "compaction_delta",
-                "content": block["content"],
-                "encrypted_content": block["encrypted_content"],
-            }
-        ]
-    elif kind == "fallback":
-        opened, deltas = block, []  # arrives whole in its start event
-    elif kind == "tool_use":
-        opened = {**block, "input": {}}
-        raw = json.dumps(block["input"])
-        third = len(raw) // 3
-        # The first fragment may be empty, as the API sends it.
-        deltas = [
-            {"type": "input_json_delta", "partial_json": part}
-            for part in ("", raw[:third], raw[third:])
-        ]
-    else:
-        raise AssertionError(f"no stream shape for a {kind!r} block")
-    return [
-        {"type": "content_block_start", "index": index, "content_block": opened},
-        *({"type": "content_block_delta", "index": index, "delta": d} for d in deltas),
-        {"type": "content_block_stop", "index": index},
-    ]
-
-
-def sse_of(reply: dict[str, Any]) -> bytes:
-    """The SSE the Messages API streams for `reply`: message_start (empty content, the
-    usage known up front and a placeholder output count), a ping, each block's start,
-    deltas and stop, then message_delta with the cumulative counts plus the late
-    fields (thinking split, iterations), then message_stop."""
-    usage = reply["usage"]
-    early = {k: v for k, v in usage.items() if k not in _LATE_USAGE}
-    early["output_tokens"] = 1
-    start = {**reply, "content": [], "stop_reason": None, "stop_sequence": None, "usage": early}
-    events: list[dict[str, Any]] = [
-        {"type": "message_start", "message": start},
-        {"type": "ping"},
-    ]
-    for index, block in enumerate(reply["content"]):
-        events += _block_events(index, block)
-    late = {k: usage[k] for k in (*_CUMULATIVE, *_LATE_USAGE) if k in usage}
-    events.append(
-        {
-            "type": "message_delta",
-            "delta": {"stop_reason": reply["stop_reason"], "stop_sequence": None},
-            "usage": late,
-        }
-    )
-    events.append({"type": "message_stop"})
-    return b"".join(_event(e) for e in events)
-
-
-def folded(reply: dict[str, Any]) -> dict[str, Any]:
-    """The message a stream of `reply` amounts to: the reply itself, except that after
-    a server-side fallback the non-streaming message names the model that answered
-    (build-with-claude/refusals-and-fallback), which only the fallback block says."""
-    return {**reply, "model": served_by(reply)}
 
 
 # ---- the session through the proxy ------------------------------------------------------
@@ -281,18 +124,6 @@ async def _logged(http: aiohttp.ClientSession, proxy: ProxyProcess, rid: str) ->
     return answer["request"]
 
 
-def _by_agent(sent: Sent) -> dict[str | None, list[int]]:
-    out: dict[str | None, list[int]] = {}
-    for i, entry in enumerate(sent.entries):
-        agent = dict(map(tuple, entry["headers"])).get("x-claude-code-agent-id")
-        out.setdefault(agent, []).append(i)
-    return out
-
-
-def _costs(sent: Sent) -> list[float]:
-    return [expected_cost(e["reply"])[0] for e in sent.entries]
-
-
 # ---- the helpers themselves ---------------------------------------------------------------
 def test_the_script_scenario_answers_as_registered(upstream: FakeUpstream) -> None:
     events = sse_of(exchanges(NAME)[0]["reply"])
@@ -361,7 +192,7 @@ async def test_each_request_is_logged_with_its_usage_cost_and_message(
         # Every usage field the upstream sent, verbatim (iterations, the thinking
         # split, service_tier), message_delta's cumulative counts never summed.
         assert doc["usage"] == reply["usage"]
-        fresh, out, five, hour, read = _split(reply["usage"])
+        fresh, out, five, hour, read = split_usage(reply["usage"])
         assert doc["tokens"] == fresh + out + five + hour + read
         assert doc["response"]["body"] == folded(reply)
         assert doc["model"] == entry["body"]["model"]
@@ -401,72 +232,20 @@ async def test_the_fallback_turn_names_both_models(
 
 
 # ---- the stats ----------------------------------------------------------------------------
-def _expected_sums(sent: Sent, indices: list[int]) -> dict[str, Any]:
-    """What a stats row must say for these requests: top-level counts summed (the
-    thinking split is part of output, not added to tokens), their bills summed."""
-    sums = dict.fromkeys(("input", "output", "five", "hour", "read", "thinking"), 0)
-    for i in indices:
-        usage = sent.entries[i]["reply"]["usage"]
-        fresh, out, five, hour, read = _split(usage)
-        sums["input"] += fresh
-        sums["output"] += out
-        sums["five"] += five
-        sums["hour"] += hour
-        sums["read"] += read
-        sums["thinking"] += (usage.get("output_tokens_details") or {}).get("thinking_tokens", 0)
-    costs = _costs(sent)
-    return {
-        "requests": len(indices),
-        "input_tokens": sums["input"],
-        "output_tokens": sums["output"],
-        "cache_creation_tokens": sums["five"] + sums["hour"],
-        "cache_creation_5m_tokens": sums["five"],
-        "cache_creation_1h_tokens": sums["hour"],
-        "cache_read_tokens": sums["read"],
-        "thinking_tokens": sums["thinking"],
-        "tokens": sums["input"] + sums["output"] + sums["five"] + sums["hour"] + sums["read"],
-        "cost_usd": pytest.approx(sum(costs[i] for i in indices), abs=1e-8),
-        "unpriced_requests": 0,
-        "cost_incomplete_requests": 0,
-        "errors": 0,
-    }
-
-
-# The fields `/api/stats` gives as totals and per model.
-SUMMED = (
-    "input_tokens",
-    "output_tokens",
-    "cache_creation_tokens",
-    "cache_read_tokens",
-    "thinking_tokens",
-    "tokens",
-    "cost_usd",
-)
-
-
-def _per_model(sent: Sent) -> dict[str, list[int]]:
-    # A request is counted under the model it asked for (the routed one): the
-    # fallback turn under Fable 5, with its whole bill (the Opus attempt included).
-    out: dict[str, list[int]] = {}
-    for i, entry in enumerate(sent.entries):
-        out.setdefault(entry["body"]["model"], []).append(i)
-    return out
-
-
 async def test_stats_totals_are_the_sums_over_the_session(
     session_proxy: ProxyProcess, sent: Sent, http: aiohttp.ClientSession
 ) -> None:
     stats = await _get(http, session_proxy, "/api/stats")
-    whole = _expected_sums(sent, list(range(len(sent.entries))))
+    whole = expected_sums(sent.entries, list(range(len(sent.entries))))
     assert stats["total_requests"] == whole["requests"] == 9
     for name in SUMMED:
         assert stats[f"total_{name}"] == whole[name], name
     assert stats["unpriced_requests"] == 0 and stats["cost_incomplete_requests"] == 0
 
-    per_model = _per_model(sent)
+    per_model = indices_by_model(sent.entries)
     assert set(stats["requests_by_model"]) == set(per_model) == {OPUS, FABLE}
     for model, indices in per_model.items():
-        want = _expected_sums(sent, indices)
+        want = expected_sums(sent.entries, indices)
         got = stats["requests_by_model"][model]
         assert got["request_count"] == want["requests"], model
         for name in SUMMED:
@@ -481,15 +260,15 @@ async def test_stats_per_model_rows_over_the_session_range(
     rows = (await _get(http, session_proxy, f"/api/stats/models?start={start}&end={end}"))[
         "modelStats"
     ]
-    per_model = _per_model(sent)
+    per_model = indices_by_model(sent.entries)
     assert sorted(r["model"] for r in rows) == sorted(per_model)
     for row in rows:
-        want = _expected_sums(sent, per_model[row["model"]])
+        want = expected_sums(sent.entries, per_model[row["model"]])
         assert {k: row[k] for k in want} == want, row["model"]
         assert row["status_2xx"] == want["requests"]
     # The daily series adds up to the same totals.
     daily = await _get(http, session_proxy, f"/api/stats/dashboard?start={start}&end={end}")
-    whole = _expected_sums(sent, list(range(len(sent.entries))))
+    whole = expected_sums(sent.entries, list(range(len(sent.entries))))
     for name in ("requests", "tokens", "thinking_tokens", "cost_usd"):
         assert sum(d[name] for d in daily["dailyStats"]) == whole[name], name
 
@@ -502,8 +281,8 @@ async def test_one_conversation_with_every_level_counted(
     assert page["total"] == 1
     (listed,) = page["conversations"]
     detail = await _get(http, session_proxy, f"/api/conversations/{SESSION_21}")
-    whole = _expected_sums(sent, list(range(len(sent.entries))))
-    subagent_requests = sum(len(v) for k, v in _by_agent(sent).items() if k)
+    whole = expected_sums(sent.entries, list(range(len(sent.entries))))
+    subagent_requests = sum(len(v) for k, v in indices_by_agent(sent.entries).items() if k)
     for view in (listed, detail):
         assert view["id"] == SESSION_21
         assert view["requestCount"] == len(sent.entries)
@@ -516,7 +295,7 @@ async def test_one_conversation_with_every_level_counted(
         assert view["cacheCreationTokens"] == whole["cache_creation_tokens"]
         assert view["cacheReadTokens"] == whole["cache_read_tokens"]
         assert view["totalTokens"] == whole["tokens"]
-        assert view["cost"] == pytest.approx(sum(_costs(sent)), abs=1e-9)
+        assert view["cost"] == pytest.approx(sum(bills_of(sent.entries)), abs=1e-9)
         assert view["unpricedRequests"] == 0 and view["errorCount"] == 0
 
 
@@ -582,7 +361,7 @@ async def test_the_thread_shows_system_compaction_fallback_and_hidden_thinking(
 
     # Hidden thinking, with the reply's thinking-token count, on every main-thread
     # reply whose thinking came back empty.
-    main = _by_agent(sent)[None]
+    main = indices_by_agent(sent.entries)[None]
     hidden = [i for i in main if entries[i]["reply"]["content"][0]["type"] == "thinking"]
     assert len(hidden) == 3
     for i in hidden:
@@ -607,7 +386,7 @@ async def test_subagents_nest_under_their_task_calls(
 ) -> None:
     conv = await _get(http, session_proxy, f"/api/conversations/{SESSION_21}")
     ids, entries = sent.ids, sent.entries
-    agents = _by_agent(sent)
+    agents = indices_by_agent(sent.entries)
     assert conv["subagents"] == []  # none left unplaced
 
     # The main-thread reply whose Task call started agent-a1 holds it.
@@ -632,10 +411,10 @@ async def test_subagents_nest_under_their_task_calls(
     ]
 
     # Own totals, and subtree totals that include the agent below.
-    costs = _costs(sent)
+    costs = bills_of(sent.entries)
     for view, own, below in ((a1, agents[AGENT], agents[NESTED]), (b2, agents[NESTED], [])):
-        mine = _expected_sums(sent, own)
-        tree = _expected_sums(sent, own + below)
+        mine = expected_sums(sent.entries, own)
+        tree = expected_sums(sent.entries, own + below)
         assert view["totals"]["requestCount"] == len(own)
         assert view["totals"]["outputTokens"] == mine["output_tokens"]
         assert view["totals"]["cost"] == pytest.approx(sum(costs[i] for i in own), abs=1e-9)
