@@ -46,6 +46,11 @@ def zone(name: str | None) -> ZoneInfo:
         raise TimeError(f"tz: unknown IANA time zone {name!r}") from None
 
 
+def aware(value: datetime) -> datetime:
+    """A datetime read from BSON without tz_aware (naive, in UTC) as UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def epoch(value: datetime) -> int:
     if value.tzinfo is None:  # BSON datetimes read without tz_aware are UTC
         value = value.replace(tzinfo=UTC)

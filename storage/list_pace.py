@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
+from stats.timebuckets import aware
 from storage import list_plan as lp
 from storage import queries as q
 
@@ -39,7 +40,7 @@ class Pace:
         where, counter = lp.pace_query(f, now)
         try:
             docs = await self._quarters(where, counter, now)
-            quarters = [_aware(d["t"]) for d in docs if lp.counted(d, counter) > 0]
+            quarters = [aware(d["t"]) for d in docs if lp.counted(d, counter) > 0]
             span = lp.paced_window(sum(lp.counted(d, counter) for d in docs), wanted)
             if not from_now or not quarters:
                 return span, timedelta(0)
@@ -52,7 +53,7 @@ class Pace:
             )
         except PyMongoError:
             return lp.FIRST_WINDOW, timedelta(0)
-        counted = [_aware(d["t"]) for d in minutes if lp.counted(d, counter) > 0]
+        counted = [aware(d["t"]) for d in minutes if lp.counted(d, counter) > 0]
         if counted:
             return span, lp.quiet_stretch(counted, now, timedelta(minutes=1))
         return span, lp.quiet_stretch(quarters, now)
@@ -88,7 +89,3 @@ async def word_counts(
     except PyMongoError:
         return None
     return {w: int(rows[0]["n"]) if rows else 0 for w, rows in zip(words, found, strict=True)}
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

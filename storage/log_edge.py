@@ -13,13 +13,13 @@ indexed reads on `(tier, cuboid, t)`), never by sorting anything.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
-from stats.timebuckets import COARSEST_FIRST, TIERS, Tier, floor_to
+from stats.timebuckets import COARSEST_FIRST, TIERS, Tier, aware, floor_to
 
 # How far back the edge is looked for: a log quiet for longer is walked back
 # window by window as before (its readers cap their rounds).
@@ -41,7 +41,7 @@ def within(tier: Tier, start: datetime, parent: Tier) -> dict[str, Any]:
 
 def newest_bucket(docs: list[dict[str, Any]]) -> datetime | None:
     """The start of the newest rollup bucket that counted a request."""
-    counted = [_aware(d["t"]) for d in docs if _requests(d) > 0]
+    counted = [aware(d["t"]) for d in docs if _requests(d) > 0]
     return max(counted) if counted else None
 
 
@@ -79,7 +79,3 @@ def _buckets(tier: Tier, coarser: Tier | None) -> int:
 def _requests(doc: dict[str, Any]) -> int:
     value = doc.get("requests")
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -327,10 +327,6 @@ def _window(
     return lower, cut_upper, cut_upper is None or (f.end is not None and cut_upper >= f.end)
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _place(row: dict[str, Any]) -> q.Cursor:
     return q.Cursor(row["timestamp"], row["requestId"])
 

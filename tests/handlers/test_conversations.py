@@ -20,7 +20,8 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import ProxyProcess, start_proxy, wait_recorded
-from tests.fake_upstream import FakeUpstream
+from tests.conversations.session_expectations import sse_of
+from tests.fake_upstream import FakeUpstream, sse_chunks
 from tests.fixtures.conversations import SESSIONS, exchanges, final_thread
 
 MAIN = "5d0c2f1a-7b9e-4c3d-8a61-2f4e9b7c1d03"
@@ -45,65 +46,11 @@ class RecordedUpstream(FakeUpstream):
         if not json.loads(body).get("stream"):
             return web.json_response(entry["reply"], headers=self._headers())
         response = await self._start_sse(request)
-        for event in sse_events(entry["reply"]):
+        # The stream the API sends for the reply, one event per write.
+        for event in sse_chunks(sse_of(entry["reply"])):
             await response.write(event)
         await response.write_eof()
         return response
-
-
-def sse_events(message: dict[str, Any]) -> list[bytes]:
-    """The stream the API sends for a message: usage split between start and delta."""
-
-    def event(data: dict[str, Any]) -> bytes:
-        return f"event: {data['type']}\ndata: {json.dumps(data)}\n\n".encode()
-
-    usage = dict(message["usage"])
-    # The final counts come with message_delta (iterations and the thinking split too).
-    late = {
-        k: usage.pop(k)
-        for k in ("output_tokens", "iterations", "output_tokens_details")
-        if k in usage
-    }
-    start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
-    out = [event({"type": "message_start", "message": start})]
-    for i, block in enumerate(message["content"]):
-        kind = block["type"]
-        if kind == "text":
-            opened, deltas = (
-                {"type": "text", "text": ""},
-                [{"type": "text_delta", "text": block["text"]}],
-            )
-        elif kind == "thinking":
-            opened = {"type": "thinking", "thinking": "", "signature": ""}
-            # Omitted thinking (display: "omitted") streams its signature only.
-            said = [{"type": "thinking_delta", "thinking": block["thinking"]}]
-            deltas = [
-                *(said if block["thinking"] else []),
-                {"type": "signature_delta", "signature": block["signature"]},
-            ]
-        elif kind == "compaction":
-            # One delta with the whole summary (build-with-claude/compaction, Streaming).
-            opened = {"type": "compaction", "content": None, "encrypted_content": None}
-            deltas = [
-                {"type": "compaction_delta", **{k: v for k, v in block.items() if k != "type"}}
-            ]
-        elif kind == "fallback":
-            opened, deltas = block, []  # a start and a stop, no deltas
-        else:
-            raw = json.dumps(block["input"])
-            opened = {**block, "input": {}}
-            half = len(raw) // 2
-            deltas = [
-                {"type": "input_json_delta", "partial_json": raw[:half]},
-                {"type": "input_json_delta", "partial_json": raw[half:]},
-            ]
-        out.append(event({"type": "content_block_start", "index": i, "content_block": opened}))
-        out += [event({"type": "content_block_delta", "index": i, "delta": d}) for d in deltas]
-        out.append(event({"type": "content_block_stop", "index": i}))
-    delta = {"stop_reason": message["stop_reason"], "stop_sequence": None}
-    out.append(event({"type": "message_delta", "delta": delta, "usage": late}))
-    out.append(event({"type": "message_stop"}))
-    return out
 
 
 @pytest.fixture(scope="module")
