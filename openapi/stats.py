@@ -25,6 +25,7 @@ class TokenSplit:
     cost_usd: float
     unpriced_requests: int
     cost_incomplete_requests: int  # priced, but the cost is a lower bound
+    failovers: int  # hops from a failing provider to its fallback
     requests: int
     errors: int
     status_1xx: int
@@ -49,6 +50,7 @@ class ModelUsage:
     cost_usd: float
     cost_incomplete_requests: int
     errors: int
+    failovers: int
 
 
 @openapi.component
@@ -70,6 +72,7 @@ class UsageStats:
     total_tokens: int
     total_cost_usd: float
     total_errors: int
+    total_failovers: int
     unpriced_requests: int
     cost_incomplete_requests: int
     requests_by_model: dict[str, ModelUsage]

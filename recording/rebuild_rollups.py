@@ -56,6 +56,7 @@ FIELDS: dict[str, int] = {
     "cost.usd": 1,
     "unpriced": 1,
     "costIncomplete": 1,
+    "failovers": 1,
     "responseTime": 1,
     "timeToFirstByte": 1,
     "response.rateLimit": 1,

@@ -78,6 +78,7 @@ COUNTERS: tuple[str, ...] = (
     "costUsd",
     "unpriced",
     "costIncomplete",
+    "failovers",
     "rtSum",
     "rtCount",
     "ttfbSum",
@@ -227,6 +228,8 @@ def _counters(document: dict[str, Any]) -> dict[str, float]:
         "costUsd": cost if isinstance(cost, int | float) and not isinstance(cost, bool) else 0.0,
         "unpriced": int(bool(document.get("unpriced"))),
         "costIncomplete": int(bool(document.get("costIncomplete"))),
+        # Providers left for the next in the chain (one per hop, `recording.document`).
+        "failovers": _count(document.get("failovers")),
         f"status.{status_class(document.get('statusCode'))}": 1,
     }
     for name, value in (

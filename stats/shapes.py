@@ -41,6 +41,7 @@ def split(sums: dict[str, Any]) -> dict[str, Any]:
         "cost_usd": round(float(sums.get("costUsd") or 0), 9),
         "unpriced_requests": int(sums.get("unpriced") or 0),
         "cost_incomplete_requests": int(sums.get("costIncomplete") or 0),
+        "failovers": int(sums.get("failovers") or 0),
         "requests": int(sums.get("requests") or 0),
         "errors": int(sums.get("errors") or 0),
         **{f"status_{s}": int(sums.get(f"status_{s}") or 0) for s in STATUS_CLASSES},
@@ -124,6 +125,7 @@ def seed_model_entry(row: dict[str, Any]) -> dict[str, Any]:
         "cost_usd": fields["cost_usd"],
         "cost_incomplete_requests": fields["cost_incomplete_requests"],
         "errors": fields["errors"],
+        "failovers": fields["failovers"],
     }
 
 

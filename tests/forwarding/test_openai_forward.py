@@ -301,6 +301,19 @@ async def test_a_cut_stream_ends_with_an_error_event(
     assert event_names(sse)[-1] == "error" and "message_stop" not in event_names(sse)
 
 
+async def test_a_backend_silent_mid_stream_ends_it_with_a_timeout_error_event(
+    routed: ProxyProcess, http: aiohttp.ClientSession
+) -> None:
+    # Two chunks, then 7 s of silence: past UPSTREAM_READ_IDLE_TIMEOUT (5 s here).
+    resp, sse = await post(http, routed, body("fake:stall:2:7", stream=True))
+    assert resp.status == 200  # the stream had started: its status stands
+    names = event_names(sse)
+    assert names[0] == "message_start" and names[-1] == "error"
+    assert "message_stop" not in names
+    last = sse.decode().strip().splitlines()[-1]
+    assert "UPSTREAM_READ_IDLE_TIMEOUT" in json.loads(last[len("data: ") :])["error"]["message"]
+
+
 async def test_translated_events_are_flushed_as_the_backend_sends_them(
     routed: ProxyProcess, http: aiohttp.ClientSession
 ) -> None:

@@ -118,6 +118,15 @@ def test_thinking_and_incomplete_costs_are_counted() -> None:
     assert inc["costIncomplete"] == 1
 
 
+def test_failover_hops_are_counted() -> None:
+    (doc,) = documents(1, START, timedelta(minutes=1))
+    doc["failovers"] = 2  # primary -> fallback -> its fallback
+    assert _finest_inc(doc)["failovers"] == 2
+    for none in (0, None, True, "2", -1):
+        doc["failovers"] = none
+        assert "failovers" not in _finest_inc(doc)
+
+
 @pytest.mark.parametrize("bad", [None, "700", -1, True, 2**64, 1.5])
 def test_garbage_counters_never_reach_an_inc(bad: object) -> None:
     (doc,) = documents(1, START, timedelta(minutes=1))

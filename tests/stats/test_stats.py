@@ -49,6 +49,8 @@ async def _load(uri: str, name: str, journal: Path) -> list[dict[str, Any]]:
                 "thinking_tokens": d["usage"]["output_tokens"] // 2
             }
         d["costIncomplete"] = n % 7 == 0 and d["cost"] is not None
+        # Failovers: one hop on every fifth request, a chain of two on every 35th.
+        d["failovers"] = 2 if n % 35 == 0 else int(n % 5 == 0)
     client = connect(uri, timeout=120)
     db = client[name]
     await ensure_rollup_indexes(db[ROLLUPS])
@@ -123,6 +125,7 @@ def _sums(docs: list[dict[str, Any]]) -> dict[str, Any]:
         "errors": sum(is_error(d) for d in docs),
         "cost_usd": round(sum(((d["cost"] or {}).get("usd") or 0) for d in docs), 9),
         "cost_incomplete_requests": sum(bool(d.get("costIncomplete")) for d in docs),
+        "failovers": sum(d.get("failovers", 0) for d in docs),
     }
 
 
@@ -138,6 +141,7 @@ def _pick(row: dict[str, Any]) -> dict[str, Any]:
             "errors",
             "cost_usd",
             "cost_incomplete_requests",
+            "failovers",
         )
     }
 
@@ -172,6 +176,7 @@ async def test_usage_totals_match_the_documents(
     assert got["total_errors"] == sum(is_error(d) for d in expected)
     assert got["total_thinking_tokens"] == sum(_thinking(d) for d in expected) > 0
     assert got["cost_incomplete_requests"] == sum(bool(d.get("costIncomplete")) for d in expected)
+    assert got["total_failovers"] == sum(d["failovers"] for d in expected) > 0
     assert math.isclose(
         got["total_cost_usd"],
         sum(((d["cost"] or {}).get("usd") or 0) for d in expected),
@@ -185,6 +190,7 @@ async def test_usage_totals_match_the_documents(
         )
         assert entry["thinking_tokens"] == sum(_thinking(d) for d in mine)
         assert entry["cost_incomplete_requests"] == sum(bool(d.get("costIncomplete")) for d in mine)
+        assert entry["failovers"] == sum(d["failovers"] for d in mine)
     models = await service.models(start, end, model, org)
     assert [r["model"] for r in models["modelStats"]] == sorted(
         got["requests_by_model"], key=lambda m: -got["requests_by_model"][m]["tokens"]
