@@ -13,7 +13,10 @@ database (SecantusDB) under `bench/results/dashboard-db/<size>/`, and reused by
 later runs (a manifest names what it holds; `--reload` loads afresh). The log
 ends when it was loaded, so the pages' default ranges find it.
 
-Then `python app.py` runs on it with DASHBOARD_PASSWORD, and every page is
+Then `python app.py` runs on it with DASHBOARD_PASSWORD and
+`STATS_ZONES=Asia/Kolkata` (a database loaded before the local-day rollups
+existed gets them backfilled first, as `recording.rebuild_rollups --zones`
+would), and every page is
 fetched over HTTP with Basic auth (bench.dashboard_pages): time to the
 response's headers (first byte) and to its last byte, median and p95 of
 `--runs` calls after two warm-up calls. Targets (issue 15): the first byte of
@@ -45,8 +48,11 @@ from bench.servers import free_port, stop_on_sigterm, wait_listening, wait_ready
 from bench.session_traffic import ConversationTraffic
 from bench.stats_data import dashboard_documents
 from recording.quarantine import Quarantine
+from recording.rebuild_rollups import rebuild_zones
 from recording.store import RecordStore
 from stats.derived_writer import BatchTag
+from stats.rollups import ROLLUPS
+from stats.timebuckets import zone_day_tier
 from storage.embedded import server_env
 from storage.mongo import REQUESTS, ensure_all_indexes
 
@@ -58,6 +64,8 @@ GENERATOR_VERSION = 1
 SPAN = timedelta(days=30)
 BATCH = 500
 DATABASE = "bench"
+# The proxy's STATS_ZONES: the zone of the half-hour-zone Overview measured.
+ZONES = ("Asia/Kolkata",)
 LOAD_CACHE = "4G"
 # How long the development database may take to open a stored database.
 DATABASE_OPEN_SECONDS = 600.0
@@ -126,7 +134,7 @@ async def load(uri: str, count: int, quarantine: Path, progress: Path | None = N
     client = _client(uri)
     db = client[DATABASE]
     await ensure_all_indexes(db, None)
-    store = RecordStore(db, Quarantine(quarantine, 64 * 1024 * 1024))
+    store = RecordStore(db, Quarantine(quarantine, 64 * 1024 * 1024), ZONES)
     resumed = _progress(progress)
     if resumed is not None:
         recorder, end = resumed
@@ -210,6 +218,29 @@ async def build_indexes(uri: str) -> float:
     return time.perf_counter() - started
 
 
+async def ensure_zone_days(uri: str) -> float | None:
+    """The local-day rollups of ZONES, backfilled from the log when the database
+    was loaded without them (as `recording.rebuild_rollups --zones` would);
+    returns the seconds that took, None when they were there."""
+    client = _client(uri)
+    try:
+        db = client[DATABASE]
+        if await db[ROLLUPS].find_one({"tier": zone_day_tier(ZONES[0])}, {"_id": 1}):
+            return None
+        started = time.perf_counter()
+        # No batch marks: nothing replays the load's batches against these.
+        read, written = await rebuild_zones(db, ZONES, marks={})
+        seconds = time.perf_counter() - started
+        print(
+            f"  local days of {', '.join(ZONES)}: {written:,} documents from {read:,} "
+            f"requests in {seconds:.0f} s",
+            flush=True,
+        )
+        return seconds
+    finally:
+        await client.close()
+
+
 def _manifest(folder: Path) -> Loaded | None:
     try:
         raw = json.loads((folder / "manifest.json").read_text())
@@ -268,6 +299,7 @@ async def one_size(
         opened = await wait_listening(port, DATABASE_OPEN_SECONDS)
         print(f"  the database opened in {opened:.0f} s", flush=True)
         index_seconds = await build_indexes(uri)
+        zone_seconds = await ensure_zone_days(uri)
         proxy_port = free_port()
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("SANIC_")},
@@ -277,6 +309,7 @@ async def one_size(
             "DATA_DIR": str(folder / "proxy-data"),
             "DASHBOARD_PASSWORD": PASSWORD,
             "LOG_LEVEL": "WARNING",
+            "STATS_ZONES": ",".join(ZONES),
         }
         proxy = subprocess.Popen(
             [sys.executable, str(ROOT / "app.py")], env=env, start_new_session=True
@@ -288,6 +321,7 @@ async def one_size(
             "count": count,
             "load_seconds": loaded.load_seconds,
             "index_seconds": index_seconds,
+            "zone_backfill_seconds": zone_seconds,
             "data_end": loaded.end.isoformat(),
             "measured_at": datetime.now(UTC).isoformat(),
             "pages": {name: t.to_json() for name, t in timings.items()},

@@ -93,6 +93,13 @@ def pages(loaded: Loaded) -> list[tuple[str, str, float | None]]:
         ("overview (default: 24h)", "/dashboard", None),
         ("overview 30 days", "/dashboard?range=30d&tz=UTC", None),
         ("overview 30 days, Asia/Kolkata", "/dashboard?range=30d&tz=Asia/Kolkata", None),
+        # A half-hour zone the proxy was not told of (STATS_ZONES): its local days
+        # are read from the UTC tiers.
+        (
+            "overview 30 days, Asia/Colombo (not in STATS_ZONES)",
+            "/dashboard?range=30d&tz=Asia/Colombo",
+            None,
+        ),
         (
             "overview 7 days hourly, New York",
             "/dashboard?range=7d&bucket=hour&tz=America/New_York",

@@ -67,7 +67,11 @@ async def serve(settings: Settings, uri: str, prices: PriceTable) -> int:
     recorder = Recorder(
         JournalReader(paths.journal),
         checkpoint,
-        RecordStore(db, Quarantine(paths.quarantine, settings.quarantine_max_bytes)),
+        RecordStore(
+            db,
+            Quarantine(paths.quarantine, settings.quarantine_max_bytes),
+            settings.stats_zones,
+        ),
         IndexKeeper(db, settings.log_retention_days),
         build,
         status_path=paths.status,

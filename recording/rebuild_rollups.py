@@ -1,7 +1,8 @@
 """Rebuild the stats rollups and the conversation summaries from the request
 documents (upgrades and repair).
 
-    .venv/bin/python -m recording.rebuild_rollups
+    .venv/bin/python -m recording.rebuild_rollups           # everything
+    .venv/bin/python -m recording.rebuild_rollups --zones   # only STATS_ZONES' local days
 
 Configured like the proxy (MONGODB_URI, MONGODB_DATABASE; without MONGODB_URI it
 starts the embedded database on DATA_DIR). Run it with the proxies and recorders
@@ -22,7 +23,8 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from pymongo import UpdateOne
@@ -32,7 +34,8 @@ from conversations import summaries
 from conversations.queries import HAS_CONVERSATION
 from runtime.settings import Settings, SettingsError
 from stats.derived_writer import APPLIED, Upsert
-from stats.rollups import ROLLUPS, fold
+from stats.rollups import ROLLUPS, fold, fold_zones
+from stats.timebuckets import DAY, aware, zone_day_tier
 from storage.embedded import start_embedded
 from storage.mongo import (
     CONVERSATIONS,
@@ -90,9 +93,12 @@ def _marked(deltas: Iterable[Upsert], marks: dict[str, int]) -> list[UpdateOne]:
     return updates
 
 
-async def rebuild(db: AsyncDatabase[Any], batch: int = 5000) -> tuple[int, int]:
-    """Replace every rollup with one computed from the request documents;
-    returns (request documents read, rollup documents written)."""
+async def rebuild(
+    db: AsyncDatabase[Any], batch: int = 5000, zones: Sequence[str] = ()
+) -> tuple[int, int]:
+    """Replace every rollup with one computed from the request documents (with
+    the local-day tiers of `zones`); returns (request documents read, rollup
+    documents written)."""
     rollups = db[ROLLUPS]
     marks = await applied_marks(db)
     await rollups.delete_many({})
@@ -103,16 +109,55 @@ async def rebuild(db: AsyncDatabase[Any], batch: int = 5000) -> tuple[int, int]:
     async for document in cursor:
         chunk.append(document)
         if len(chunk) >= batch:
-            read += await _apply(rollups, chunk, marks)
+            read += await _apply(rollups, fold(chunk, zones), marks, len(chunk))
             chunk = []
-    read += await _apply(rollups, chunk, marks)
+    read += await _apply(rollups, fold(chunk, zones), marks, len(chunk))
     return read, await rollups.count_documents({})
 
 
-async def _apply(rollups: Any, documents: list[dict[str, Any]], marks: dict[str, int]) -> int:
-    if documents:
-        await rollups.bulk_write(_marked(fold(documents), marks), ordered=False)
-    return len(documents)
+async def rebuild_zones(
+    db: AsyncDatabase[Any],
+    zones: Sequence[str],
+    window: timedelta = timedelta(hours=6),
+    marks: dict[str, int] | None = None,
+) -> tuple[int, int]:
+    """Replace the local-day rollups of `zones` (a zone newly listed in
+    STATS_ZONES) with ones computed from the request documents, the other tiers
+    untouched; returns (request documents read, zone documents written). The log
+    is read a time window at a time (each an index range on `timestamp`), from
+    the first to the last UTC day the daily rollups counted a request in.
+    `marks`: the batch marks to give them (default: `applied_marks`, a read of
+    every derived document)."""
+    rollups = db[ROLLUPS]
+    names = [zone_day_tier(z) for z in zones]
+    marks = await applied_marks(db) if marks is None else marks
+    for name in names:
+        # Found through the (tier, cuboid, t) index, deleted by id: the
+        # development database plans a delete on `tier` alone as a full scan.
+        old = [d["_id"] for d in await rollups.find({"tier": name}, {"_id": 1}).to_list(None)]
+        for at in range(0, len(old), 1000):
+            await rollups.delete_many({"_id": {"$in": old[at : at + 1000]}})
+    days = {"tier": DAY.name, "cuboid": ""}
+    first = await rollups.find(days, {"t": 1}).sort("t", 1).limit(1).to_list(1)
+    last = await rollups.find(days, {"t": 1}).sort("t", -1).limit(1).to_list(1)
+    read = 0
+    if first and last:
+        start, end = aware(first[0]["t"]), aware(last[0]["t"]) + timedelta(days=1)
+        while start < end:
+            query = {"timestamp": {"$gte": start, "$lt": start + window}}
+            documents = await db[REQUESTS].find(query, FIELDS).to_list(None)
+            read += await _apply(rollups, fold_zones(documents, zones), marks, len(documents))
+            start += window
+    written = 0
+    for name in names:
+        written += await rollups.count_documents({"tier": name})
+    return read, written
+
+
+async def _apply(rollups: Any, deltas: list[Upsert], marks: dict[str, int], documents: int) -> int:
+    if deltas:
+        await rollups.bulk_write(_marked(deltas, marks), ordered=False)
+    return documents
 
 
 async def rebuild_conversations(
@@ -138,7 +183,7 @@ async def rebuild_conversations(
     return read, await conversations.count_documents({})
 
 
-async def _main(settings: Settings) -> None:
+async def _main(settings: Settings, zones_only: bool) -> None:
     embedded = None
     uri = settings.mongodb_uri
     if uri is None:
@@ -149,7 +194,14 @@ async def _main(settings: Settings) -> None:
     try:
         started = time.monotonic()
         db = client[settings.mongodb_database]
-        read, written = await rebuild(db)
+        if zones_only:
+            read, written = await rebuild_zones(db, settings.stats_zones)
+            print(
+                f"rebuilt {written} local-day rollups of {', '.join(settings.stats_zones)} "
+                f"from {read} requests in {time.monotonic() - started:.1f} s"
+            )
+            return
+        read, written = await rebuild(db, zones=settings.stats_zones)
         print(
             f"rebuilt {written} rollup documents from {read} requests "
             f"in {time.monotonic() - started:.1f} s"
@@ -172,7 +224,12 @@ def main() -> None:
         settings = Settings.from_env()
     except SettingsError as exc:
         sys.exit(f"configuration error: {exc}")
-    asyncio.run(_main(settings))
+    zones_only = sys.argv[1:] == ["--zones"]
+    if sys.argv[1:] not in ([], ["--zones"]):
+        sys.exit("usage: python -m recording.rebuild_rollups [--zones]")
+    if zones_only and not settings.stats_zones:
+        sys.exit("--zones rebuilds the local days of STATS_ZONES, which is not set")
+    asyncio.run(_main(settings, zones_only))
 
 
 if __name__ == "__main__":

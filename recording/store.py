@@ -16,6 +16,7 @@ then retries the same batch, with the same tag, later.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,10 +53,13 @@ class BatchResult:
 
 
 class RecordStore:
-    def __init__(self, db: AsyncDatabase[Any], quarantine: Quarantine) -> None:
+    def __init__(
+        self, db: AsyncDatabase[Any], quarantine: Quarantine, zones: Sequence[str] = ()
+    ) -> None:
+        """`zones`: `STATS_ZONES`, whose local days are rolled up too."""
         self._db = db
         self._requests = db[REQUESTS]
-        self._rollups = rollup_writer(db[ROLLUPS])
+        self._rollups = rollup_writer(db[ROLLUPS], zones)
         self._summaries = summary_writer(db[CONVERSATIONS])
         self.quarantine = quarantine
 

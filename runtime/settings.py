@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MIB = 1024 * 1024
 
@@ -105,6 +106,10 @@ class Settings:
     mongodb_database: str = "claude_proxy"
     data_dir: str = "./data"
     log_retention_days: int | None = None
+    # IANA zones whose local days get rollups of their own (stats.zone_days): a
+    # 30-day Overview in such a zone reads 30 documents per model, not a UTC day
+    # and a fringe of hours and quarters for each local day.
+    stats_zones: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -196,6 +201,24 @@ def _bool(raw: str) -> bool:
     raise ValueError("must be true or false")
 
 
+# Each zone adds one rollup document per local day, cuboid, model and organization.
+MAX_STATS_ZONES = 4
+
+
+def _zones(raw: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(z.strip() for z in raw.split(",") if z.strip()))
+    if len(names) > MAX_STATS_ZONES:
+        raise ValueError(f"at most {MAX_STATS_ZONES} zones")
+    for name in names:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{name!r} is not an IANA time zone such as Asia/Kolkata") from None
+        if name in ("UTC", "Etc/UTC"):
+            raise ValueError("UTC days are rolled up already; list other zones only")
+    return names
+
+
 def _origins(raw: str) -> tuple[str, ...]:
     origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
     for origin in origins:
@@ -245,6 +268,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "mongodb_database": _text,
     "data_dir": _text,
     "log_retention_days": _positive_int,
+    "stats_zones": _zones,
 }
 
 

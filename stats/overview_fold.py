@@ -23,10 +23,10 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from stats import shapes as shape
-from stats.cumulative import SignedPlan
+from stats.cumulative import SignedPlan, Weights
 from stats.pipelines import STATUS_CLASSES
 from stats.rollups import COUNTERS, bson_ms
 from stats.tiling import ReadPlan
@@ -38,6 +38,17 @@ _REQUESTS = KEYS.index("requests")
 # Signed sums of float costs end a few ulps off zero: below this they are zero
 # (the rows round costs to 9 decimals, and must never show -0.0).
 _FLOAT_ZERO = 1e-9
+
+
+class Weighed(Protocol):
+    """What a fold needs of a plan: the intervals between its breakpoints and
+    into which of them (with what sign) a rollup document counts
+    (`stats.cumulative.SignedPlan`, `stats.zone_days.ZoneDayPlan`)."""
+
+    @property
+    def breakpoints(self) -> tuple[datetime, ...]: ...
+
+    def weights(self, tier: str, start: datetime) -> Weights: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +120,7 @@ def _numbered(bins: dict[str, int]) -> list[tuple[int, int]]:
 
 def fold_overview(
     documents: Iterable[dict[str, Any]],
-    plan: SignedPlan,
+    plan: Weighed,
     boundaries: list[datetime],
     totals: tuple[datetime, datetime],
     snapshots: Iterable[dict[str, Any]],

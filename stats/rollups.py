@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pymongo import UpdateOne
 
-from stats.timebuckets import TIERS, Tier, epoch, tier_start
+from stats.timebuckets import TIERS, Tier, aware, epoch, local_midnight, tier_start, zone_day_tier
 
 ROLLUPS = "rollups"
 CUBOIDS: tuple[str, ...] = ("", "m", "o", "mo")
@@ -285,9 +286,13 @@ def _finest(document: dict[str, Any]) -> Delta:
 
 
 def _coarsen(finest: Delta, tier: Tier, cuboid: str) -> Delta:
+    return _bucket(finest, tier.name, tier_start(finest.key["t"], tier), cuboid)
+
+
+def _bucket(finest: Delta, tier: str, start: datetime, cuboid: str) -> Delta:
     key = {
-        "tier": tier.name,
-        "t": tier_start(finest.key["t"], tier),
+        "tier": tier,
+        "t": start,
         "cuboid": cuboid,
         "model": finest.key["model"] if "m" in cuboid else None,
         "org": finest.key["org"] if "o" in cuboid else None,
@@ -301,17 +306,28 @@ def _coarsen(finest: Delta, tier: Tier, cuboid: str) -> Delta:
     return Delta(key, inc)
 
 
-def fold(documents: Iterable[dict[str, Any]]) -> list[Delta]:
+def fold(documents: Iterable[dict[str, Any]], zones: Sequence[str] = ()) -> list[Delta]:
     """The merged deltas of many request documents, one per rollup document they
     count into. Requests are merged at the finest grain first, so a batch costs
-    one small dict per request plus one per rollup document touched."""
+    one small dict per request plus one per rollup document touched. `zones`
+    (`STATS_ZONES`) add the local-day tier of each zone, every cuboid."""
     finest: dict[str, Delta] = {}
     for document in documents:
         merge_into(finest, [_finest(document)])
     merged: dict[str, Delta] = {}
+    local = [(zone_day_tier(z), ZoneInfo(z)) for z in zones]
     for delta in finest.values():
         merge_into(merged, [_coarsen(delta, tier, cuboid) for tier in TIERS for cuboid in CUBOIDS])
+        for name, tz in local:
+            start = local_midnight(aware(delta.key["t"]), tz)
+            merge_into(merged, [_bucket(delta, name, start, cuboid) for cuboid in CUBOIDS])
     return list(merged.values())
+
+
+def fold_zones(documents: Iterable[dict[str, Any]], zones: Sequence[str]) -> list[Delta]:
+    """Only the local-day deltas of `zones` (a backfill of a newly listed zone)."""
+    days = {zone_day_tier(z) for z in zones}
+    return [d for d in fold(documents, zones) if d.key["tier"] in days]
 
 
 def merge_into(pending: dict[str, Delta], deltas: Iterable[Delta]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from stats import pipelines as p
 from stats import shapes as shape
+from stats import zone_days
 from stats.cumulative import QUERY_DOCUMENTS, SignedPlan
 from stats.overview_fold import Overview, fold_buckets, fold_overview
 from stats.rollups import RATE_LIMIT_FIELDS, ROLLUPS
@@ -28,6 +30,8 @@ from stats.timebuckets import (
     local_midnight,
 )
 
+logger = logging.getLogger("proxy.stats")
+
 # /api/stats without a start date: everything (the daily tier makes it cheap).
 BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -37,11 +41,15 @@ PER_MODEL_QUERY_COST = QUERY_DOCUMENTS / 3
 
 
 class StatsService:
-    def __init__(self, db: AsyncDatabase[Any], *, signed: bool = True) -> None:
+    def __init__(
+        self, db: AsyncDatabase[Any], *, signed: bool = True, zones: Sequence[str] = ()
+    ) -> None:
         """`signed=False` reads every display bucket from its own rollups only
-        (the plain tiling), never as a difference of cumulative sums."""
+        (the plain tiling), never as a difference of cumulative sums. `zones`
+        (`STATS_ZONES`): zones whose local days have rollups of their own."""
         self._rollups = db[ROLLUPS]
         self._signed = signed
+        self._zones = tuple(zones)
 
     def _plan(self, breakpoints: list[datetime], query_cost: float) -> SignedPlan:
         if self._signed:
@@ -108,16 +116,57 @@ class StatsService:
         together, folded in Python (stats/overview_fold.py)."""
         boundaries = bucket_starts(start, end, minutes, tz)
         totals = (floor_to(start, MINUTE), ceil_to(end, MINUTE))
-        plan = self._plan(sorted({*boundaries, *totals}), PER_MODEL_QUERY_COST)
         # Headroom is the newest state in the range, which no zone changes and
         # no difference can give (it is a maximum): the range alone, plainly
         # tiled at the coarsest tiers (UTC days inside).
         limits = ReadPlan.of(totals)
-        documents, snapshots = await asyncio.gather(
+        snapshots: list[dict[str, Any]] | None = None
+        day = zone_days.day_tier(self._zones, tz, minutes)
+        if day is not None:
+            view, snapshots = await self._zone_overview(day, boundaries, totals, limits)
+            if view is not None:
+                return view
+        plan = self._plan(sorted({*boundaries, *totals}), PER_MODEL_QUERY_COST)
+        if snapshots is None:
+            documents, snapshots = await asyncio.gather(
+                self._read(plan.reads, True, None, None), self._snapshots(limits)
+            )
+        else:
+            documents = await self._read(plan.reads, True, None, None)
+        return fold_overview(documents, plan, boundaries, totals, snapshots, limits)
+
+    async def _zone_overview(
+        self,
+        day: str,
+        boundaries: list[datetime],
+        totals: tuple[datetime, datetime],
+        limits: ReadPlan,
+    ) -> tuple[Overview | None, list[dict[str, Any]]]:
+        """The Overview's series from the local-day rollups (`stats.zone_days`),
+        its totals and latency from the UTC tiers; None when the local days miss
+        requests the UTC tiers count over them. The snapshots either way."""
+        edges = zone_days.utc_breakpoints(boundaries, totals)
+        plan = self._plan(edges, PER_MODEL_QUERY_COST)
+        days, documents, snapshots = await asyncio.gather(
+            self._find(zone_days.day_filter(day, boundaries)),
             self._read(plan.reads, True, None, None),
             self._snapshots(limits),
         )
-        return fold_overview(documents, plan, boundaries, totals, snapshots, limits)
+        # One bucket over all the days: the UTC count to hold the days against.
+        utc = fold_overview(
+            documents, plan, [boundaries[0], boundaries[-1]], totals, snapshots, limits
+        )
+        local = fold_overview(
+            days, zone_days.ZoneDayPlan.of(day, boundaries), boundaries, totals, (), limits
+        )
+        shown = sum(bucket["requests"] for bucket in local.total)
+        if not zone_days.complete(shown, utc.total[0]["requests"]):
+            logger.info("%s rollups miss requests of %s..%s: read from UTC", day, *totals)
+            return None, snapshots
+        view = Overview(
+            boundaries, utc.models, utc.latency, local.total, local.per_model, utc.rate_limits
+        )
+        return view, snapshots
 
     async def _snapshots(self, plan: ReadPlan) -> list[dict[str, Any]]:
         results = await asyncio.gather(

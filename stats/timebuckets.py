@@ -151,6 +151,11 @@ def local_midnight(instant: datetime, tz: ZoneInfo) -> datetime:
     return _local_instant(day, 0, tz)
 
 
+def zone_day_tier(zone: str) -> str:
+    """The rollup tier of local days in `zone` (an IANA name, `STATS_ZONES`)."""
+    return f"d@{zone}"
+
+
 @dataclass(frozen=True, slots=True)
 class Segment:
     tier: Tier

@@ -64,7 +64,7 @@ def register_storage(app: Sanic, settings: Settings) -> None:
         store.start()
         app.ctx.mongo, app.ctx.db = client, db
         app.ctx.requests_repo = RequestsRepo(db)
-        app.ctx.stats = StatsService(db)
+        app.ctx.stats = StatsService(db, zones=settings.stats_zones)
         app.ctx.settings_store = store
 
     @app.after_server_stop

@@ -59,11 +59,22 @@ def test_values_parsed() -> None:
         ("MONGODB_URI", "postgres://x"),
         ("WRITER_LINGER", "-0.1"),
         ("WRITER_LINGER", "60"),
+        ("STATS_ZONES", "Asia/Bombay_Typo"),
+        ("STATS_ZONES", "UTC"),
+        ("STATS_ZONES", "Asia/Kolkata,Europe/Paris,America/New_York,Asia/Tokyo,Europe/Berlin"),
     ],
 )
 def test_invalid_value_names_the_variable(var: str, value: str) -> None:
     with pytest.raises(SettingsError, match=var):
         Settings.from_env({var: value})
+
+
+def test_stats_zones_are_iana_names_listed_once() -> None:
+    s = Settings.from_env({"STATS_ZONES": " Asia/Kolkata, America/New_York,Asia/Kolkata,"})
+    assert s.stats_zones == ("Asia/Kolkata", "America/New_York")
+    assert Settings.from_env({}).stats_zones == ()
+    with pytest.raises(SettingsError, match="Asia/Bombay_Typo"):
+        Settings.from_env({"STATS_ZONES": "Asia/Kolkata,Asia/Bombay_Typo"})
 
 
 def test_every_field_has_an_env_var() -> None:

@@ -30,7 +30,12 @@ from stats.timebuckets import (
     epoch,
     floor_to,
 )
-from tests.stats.rollup_memory import find, rollup_documents
+from tests.stats.rollup_memory import (
+    assert_same_overview,
+    assert_same_rows,
+    find,
+    rollup_documents,
+)
 
 ZONES = (
     "UTC",
@@ -205,20 +210,6 @@ def _by_model(r: Any) -> dict[str, Any]:
     return p.rollup_filter(r.tier, r.start, r.end, by_model=True)
 
 
-def _same_rows(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
-    assert len(got) == len(want)
-    for new, old in zip(got, want, strict=True):
-        assert new.keys() == old.keys()
-        for name, value in old.items():
-            if isinstance(value, float):
-                # Costs are rounded to 9 decimals: a difference of a few ulps
-                # may land one rounding step away, never more.
-                assert new[name] == pytest.approx(value, abs=1.1e-9), name
-                assert math.copysign(1, new[name]) == 1, name  # never -0.0
-            else:
-                assert new[name] == value, name
-
-
 @pytest.mark.parametrize("tz", ZONES)
 def test_signed_series_fold_to_the_plain_series(rollups: list[dict[str, Any]], tz: str) -> None:
     zone = ZoneInfo(tz)
@@ -243,7 +234,7 @@ def test_signed_series_fold_to_the_plain_series(rollups: list[dict[str, Any]], t
         ):
             signed_seen += plan.signed
             got = fold_buckets(_read(rollups, plan, query), plan)
-            _same_rows([shape.split(b) for b in got], [shape.split(b) for b in want])
+            assert_same_rows([shape.split(b) for b in got], [shape.split(b) for b in want])
         assert sum(b["requests"] for b in want) > 0 or model or org
     assert signed_seen >= 10  # of 40 plans: the algebra is exercised in every zone
 
@@ -272,24 +263,7 @@ def test_the_signed_overview_folds_to_the_plain_one(rollups: list[dict[str, Any]
             SignedPlan.anchored(breakpoints, _random_anchors(rng, breakpoints)),
         ):
             got = overview(plan, boundaries, totals, snapshots)
-            assert [r["model"] for r in got.models] == [r["model"] for r in want.models]
-            _same_rows(got.models, want.models)
-            assert [r["model"] for r in got.latency] == [r["model"] for r in want.latency]
-            for new, old in zip(got.latency, want.latency, strict=True):
-                # Averages divide sums that may differ by ulps; percentiles are
-                # from integer histograms.
-                assert new == pytest.approx(old, abs=0.051)
-                assert {k: v for k, v in new.items() if "p" in k} == {
-                    k: v for k, v in old.items() if "p" in k
-                }
-            _same_rows([shape.split(b) for b in got.total], [shape.split(b) for b in want.total])
-            assert got.per_model.keys() == want.per_model.keys()
-            for model, rows in want.per_model.items():
-                _same_rows(
-                    [shape.split(b) for b in got.per_model[model]],
-                    [shape.split(b) for b in rows],
-                )
-            assert got.rate_limits == want.rate_limits
+            assert_same_overview(got, want)
 
 
 def test_float_noise_and_torn_writes_never_show_below_zero() -> None:

@@ -1,0 +1,88 @@
+"""Day charts in a zone of `STATS_ZONES` from its local-day rollups (pure).
+
+With `STATS_ZONES=Asia/Kolkata` the recorder also rolls every request up into
+the local day it fell in (tier `d@Asia/Kolkata`, `stats.rollups.fold`). An
+Overview by day in that zone then reads one document per day and model, where
+the UTC tiers need a UTC day and a fringe of hours and quarters per local day
+(`stats.cumulative`): ~90 documents in one range read for 30 days of three
+models, against ~750 in ~65.
+
+A display bucket by day is a whole local day (`timebuckets.bucket_starts`), so
+its local-day documents are its series as they stand. The totals and latency
+are the range's (`now - 30 days` starts inside the first day), read from the UTC
+tiers as for any range: their day documents and the fringes at the two ends.
+
+Zone documents can be missing records the UTC tiers have: days before the zone
+was listed (until `recording.rebuild_rollups --zones` fills them in), records
+stored by a recorder running without the setting (a rolling update, a pod
+configured differently). So they are used only when they hold exactly as many
+requests as the UTC tiers count over the same span (`complete`); otherwise the
+page is read from the UTC tiers as before. Derived documents never count a
+record twice (stats.derived_writer), so equal sums mean no day lacks one; while
+a batch is being applied a reader may see part of it, on either path.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from stats.cumulative import Weights
+from stats.timebuckets import epoch, zone_day_tier
+
+DAY_MINUTES = 1440
+
+
+def day_tier(zones: Sequence[str], tz: ZoneInfo, minutes: int) -> str | None:
+    """The local-day tier that answers buckets of `minutes` in `tz`, if any."""
+    if minutes != DAY_MINUTES or tz.key not in zones:
+        return None
+    return zone_day_tier(tz.key)
+
+
+def day_filter(tier: str, boundaries: Sequence[datetime]) -> dict[str, Any]:
+    """The per-model local-day documents of the display buckets (one range of the
+    `(tier, cuboid, t)` index)."""
+    return {"tier": tier, "cuboid": "m", "t": {"$gte": boundaries[0], "$lt": boundaries[-1]}}
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneDayPlan:
+    """A plan for `stats.overview_fold.fold_overview` over local-day documents:
+    each display bucket (a whole local day) is one interval, its document's."""
+
+    tier: str
+    breakpoints: tuple[datetime, ...]
+    _days: tuple[int, ...]  # epoch seconds of the breakpoints
+
+    @classmethod
+    def of(cls, tier: str, boundaries: Sequence[datetime]) -> ZoneDayPlan:
+        return cls(tier, tuple(boundaries), tuple(epoch(b) for b in boundaries))
+
+    def weights(self, tier: str, start: datetime) -> Weights:
+        if tier != self.tier:
+            return ()
+        second = epoch(start)
+        index = bisect_left(self._days, second)
+        if index >= len(self._days) - 1 or self._days[index] != second:
+            return ()
+        return ((index, 1),)
+
+
+def utc_breakpoints(
+    boundaries: Sequence[datetime], totals: tuple[datetime, datetime]
+) -> list[datetime]:
+    """What the UTC tiers are read for beside the local days: the totals range
+    and the parts of the first and last day outside it (the span of all the days,
+    to hold them against)."""
+    return sorted({boundaries[0], *totals, boundaries[-1]})
+
+
+def complete(day_requests: float, counted_requests: float) -> bool:
+    """Whether the local-day documents of the display buckets hold every request
+    the UTC tiers count over the same span."""
+    return day_requests == counted_requests

@@ -1,0 +1,158 @@
+"""Local-day rollups (`STATS_ZONES`) and the Overview folded from them equal what
+the UTC tiers give, in zones with half-hour, 45-minute and DST-shifting days."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bench.stats_data import documents
+from stats import pipelines as p
+from stats.cumulative import SignedPlan
+from stats.overview_fold import Overview, fold_overview
+from stats.rollups import UNKNOWN_MODEL
+from stats.service import PER_MODEL_QUERY_COST
+from stats.tiling import ReadPlan
+from stats.timebuckets import MINUTE, bucket_starts, ceil_to, floor_to, zone_day_tier
+from stats.zone_days import ZoneDayPlan, day_filter, day_tier, utc_breakpoints
+from tests.stats.rollup_memory import assert_same_overview, find, rollup_documents
+
+ZONES = (
+    "Asia/Kolkata",
+    "Asia/Kathmandu",
+    "America/St_Johns",
+    "America/New_York",
+    "Australia/Lord_Howe",
+)
+# Across the end of DST in New York and St. John's (2026-11-01): a 25-hour day.
+START = datetime(2026, 10, 29, 21, 7, tzinfo=UTC)
+SPAN = timedelta(days=4, hours=2)
+
+
+@pytest.fixture(scope="module")
+def requests() -> list[dict[str, Any]]:
+    docs = list(documents(1500, START, SPAN, seed=22))
+    docs[7].update(model=None, organizationId=None)
+    return docs
+
+
+@pytest.fixture(scope="module")
+def rollups(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return rollup_documents(requests, ZONES)
+
+
+@pytest.mark.parametrize("tz", ZONES)
+def test_a_local_day_document_counts_the_requests_of_that_local_day(
+    requests: list[dict[str, Any]], rollups: list[dict[str, Any]], tz: str
+) -> None:
+    zone = ZoneInfo(tz)
+    want: Counter[tuple[datetime, str]] = Counter()
+    tokens: Counter[tuple[datetime, str]] = Counter()
+    for r in requests:
+        local = r["timestamp"].astimezone(zone)
+        midnight = datetime(local.year, local.month, local.day, tzinfo=zone).astimezone(UTC)
+        key = (midnight, r["model"] or UNKNOWN_MODEL)
+        want[key] += 1
+        tokens[key] += r["tokens"] or 0
+    days = [d for d in rollups if d["tier"] == zone_day_tier(tz) and d["cuboid"] == "m"]
+    assert {(d["t"], d["model"]): d["requests"] for d in days} == dict(want)
+    assert {(d["t"], d["model"]): d.get("tokens", 0) for d in days} == dict(tokens)
+    assert len({d["t"] for d in days}) >= 4  # the span's local days, a 25-hour one in DST zones
+
+
+def _overview_from_utc(
+    rollups: list[dict[str, Any]], boundaries: list[datetime], totals: tuple[datetime, datetime]
+) -> Overview:
+    plan = SignedPlan.plain(sorted({*boundaries, *totals}))
+    return fold_overview(
+        _read(rollups, plan.reads),
+        plan,
+        boundaries,
+        totals,
+        _snapshots(rollups, totals),
+        ReadPlan.of(totals),
+    )
+
+
+def _read(rollups: list[dict[str, Any]], reads: Any) -> list[dict[str, Any]]:
+    out = []
+    for r in reads:
+        out.extend(find(rollups, p.rollup_filter(r.tier, r.start, r.end, by_model=True)))
+    return out
+
+
+def _snapshots(
+    rollups: list[dict[str, Any]], totals: tuple[datetime, datetime]
+) -> list[dict[str, Any]]:
+    out = []
+    for r in ReadPlan.of(totals).reads:
+        out.extend(find(rollups, p.snapshots(r)))
+    return out
+
+
+@pytest.mark.parametrize("tz", ZONES)
+def test_the_overview_from_local_days_is_the_overview_from_utc_tiers(
+    rollups: list[dict[str, Any]], tz: str
+) -> None:
+    """As `StatsService._zone_overview` folds it: series from the local days,
+    totals and latency from the UTC tiers over the range's edges."""
+    zone = ZoneInfo(tz)
+    tier = day_tier(ZONES, zone, 1440)
+    assert tier == zone_day_tier(tz)
+    rng = random.Random(f"zone days {tz}")
+    for attempt in range(12):
+        start = START + timedelta(minutes=rng.randrange(-300, 2 * 1440))
+        if attempt < 2:  # the range starts at a local midnight
+            start = bucket_starts(start, start + timedelta(hours=1), 1440, zone)[0]
+        end = start + timedelta(minutes=rng.randrange(60, 3 * 1440))
+        boundaries = bucket_starts(start, end, 1440, zone)
+        totals = (floor_to(start, MINUTE), ceil_to(end, MINUTE))
+        plan = SignedPlan.of(utc_breakpoints(boundaries, totals), PER_MODEL_QUERY_COST)
+        snapshots = _snapshots(rollups, totals)
+        limits = ReadPlan.of(totals)
+        whole = [boundaries[0], boundaries[-1]]
+        utc = fold_overview(_read(rollups, plan.reads), plan, whole, totals, snapshots, limits)
+        days = find(rollups, day_filter(tier, boundaries))
+        local = fold_overview(
+            days, ZoneDayPlan.of(tier, boundaries), boundaries, totals, (), limits
+        )
+        # Every request of the days shown is in their local-day documents.
+        assert sum(b["requests"] for b in local.total) == utc.total[0]["requests"] > 0
+        got = Overview(
+            boundaries, utc.models, utc.latency, local.total, local.per_model, utc.rate_limits
+        )
+        assert_same_overview(got, _overview_from_utc(rollups, boundaries, totals))
+
+
+def test_only_day_buckets_in_a_listed_zone_read_local_days() -> None:
+    kolkata = ZoneInfo("Asia/Kolkata")
+    assert day_tier(("Asia/Kolkata",), kolkata, 1440) == "d@Asia/Kolkata"
+    assert day_tier(("Asia/Kolkata",), kolkata, 60) is None
+    assert day_tier(("Asia/Kolkata",), ZoneInfo("America/New_York"), 1440) is None
+    assert day_tier((), kolkata, 1440) is None
+
+
+def test_a_local_day_counts_into_its_own_bucket_only() -> None:
+    tier = zone_day_tier("Asia/Kolkata")
+    start = datetime(2026, 11, 3, 6, 52, tzinfo=UTC)  # 12:22 in Kolkata
+    boundaries = bucket_starts(start, start + timedelta(days=2), 1440, ZoneInfo("Asia/Kolkata"))
+    assert boundaries[0] == datetime(2026, 11, 2, 18, 30, tzinfo=UTC)
+    plan = ZoneDayPlan.of(tier, boundaries)
+    for i, day in enumerate(boundaries[:-1]):
+        assert plan.weights(tier, day) == ((i, 1),)
+    assert plan.weights(tier, boundaries[-1]) == ()  # past the last bucket
+    assert plan.weights(tier, boundaries[0] + timedelta(hours=1)) == ()  # not a local day
+    assert plan.weights("d@America/New_York", boundaries[0]) == ()
+    assert plan.weights("h", boundaries[0]) == ()
+    # The UTC tiers are read for the totals and the days' parts outside them.
+    end = start + timedelta(days=1, hours=3)
+    assert utc_breakpoints(boundaries, (start, end)) == [boundaries[0], start, end, boundaries[-1]]
+    assert utc_breakpoints(boundaries, (boundaries[0], boundaries[-1])) == [
+        boundaries[0],
+        boundaries[-1],
+    ]
