@@ -93,11 +93,18 @@ def pages(loaded: Loaded) -> list[tuple[str, str, float | None]]:
         ("overview (default: 24h)", "/dashboard", None),
         ("overview 30 days", "/dashboard?range=30d&tz=UTC", None),
         ("overview 30 days, Asia/Kolkata", "/dashboard?range=30d&tz=Asia/Kolkata", None),
-        # A half-hour zone the proxy was not told of (STATS_ZONES): its local days
-        # are read from the UTC tiers.
+        # A zone not in STATS_ZONES whose days are Kolkata's: it reads Kolkata's
+        # local days.
         (
-            "overview 30 days, Asia/Colombo (not in STATS_ZONES)",
+            "overview 30 days, Asia/Colombo (Kolkata's days)",
             "/dashboard?range=30d&tz=Asia/Colombo",
+            None,
+        ),
+        # A 45-minute zone the proxy was not told of: its local days are read
+        # from the UTC tiers.
+        (
+            "overview 30 days, Asia/Kathmandu (not in STATS_ZONES)",
+            "/dashboard?range=30d&tz=Asia/Kathmandu",
             None,
         ),
         (

@@ -121,7 +121,7 @@ class StatsService:
         # tiled at the coarsest tiers (UTC days inside).
         limits = ReadPlan.of(totals)
         snapshots: list[dict[str, Any]] | None = None
-        day = zone_days.day_tier(self._zones, tz, minutes)
+        day = zone_days.day_tier(self._zones, tz, minutes, boundaries)
         if day is not None:
             view, snapshots = await self._zone_overview(day, boundaries, totals, limits)
             if view is not None:

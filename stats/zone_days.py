@@ -27,7 +27,8 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -37,11 +38,33 @@ from stats.timebuckets import epoch, zone_day_tier
 DAY_MINUTES = 1440
 
 
-def day_tier(zones: Sequence[str], tz: ZoneInfo, minutes: int) -> str | None:
-    """The local-day tier that answers buckets of `minutes` in `tz`, if any."""
-    if minutes != DAY_MINUTES or tz.key not in zones:
+def day_tier(
+    zones: Sequence[str], tz: ZoneInfo, minutes: int, boundaries: Sequence[datetime]
+) -> str | None:
+    """The local-day tier that answers buckets of `minutes` in `tz`, if any: the
+    zone's own, or that of a listed zone whose days are the same over the display
+    buckets (Asia/Colombo's are Asia/Kolkata's: both +05:30 since 2006), so a
+    team need not list every name its browsers report."""
+    if minutes != DAY_MINUTES:
         return None
-    return zone_day_tier(tz.key)
+    if tz.key in zones:
+        return zone_day_tier(tz.key)
+    for zone in zones:
+        if same_days(boundaries, ZoneInfo(zone)):
+            return zone_day_tier(zone)
+    return None
+
+
+def same_days(boundaries: Sequence[datetime], zone: ZoneInfo) -> bool:
+    """Whether the display buckets `boundaries` (consecutive local midnights of
+    some zone) are consecutive local days of `zone` too."""
+    dates = []
+    for boundary in boundaries:
+        local = boundary.astimezone(zone)
+        if (local.hour, local.minute, local.second, local.microsecond) != (0, 0, 0, 0):
+            return False
+        dates.append(local.date())
+    return all(b - a == timedelta(days=1) for a, b in pairwise(dates))
 
 
 def day_filter(tier: str, boundaries: Sequence[datetime]) -> dict[str, Any]:

@@ -102,8 +102,7 @@ def test_the_overview_from_local_days_is_the_overview_from_utc_tiers(
     """As `StatsService._zone_overview` folds it: series from the local days,
     totals and latency from the UTC tiers over the range's edges."""
     zone = ZoneInfo(tz)
-    tier = day_tier(ZONES, zone, 1440)
-    assert tier == zone_day_tier(tz)
+    tier = zone_day_tier(tz)
     rng = random.Random(f"zone days {tz}")
     for attempt in range(12):
         start = START + timedelta(minutes=rng.randrange(-300, 2 * 1440))
@@ -111,6 +110,7 @@ def test_the_overview_from_local_days_is_the_overview_from_utc_tiers(
             start = bucket_starts(start, start + timedelta(hours=1), 1440, zone)[0]
         end = start + timedelta(minutes=rng.randrange(60, 3 * 1440))
         boundaries = bucket_starts(start, end, 1440, zone)
+        assert day_tier(ZONES, zone, 1440, boundaries) == tier
         totals = (floor_to(start, MINUTE), ceil_to(end, MINUTE))
         plan = SignedPlan.of(utc_breakpoints(boundaries, totals), PER_MODEL_QUERY_COST)
         snapshots = _snapshots(rollups, totals)
@@ -129,12 +129,37 @@ def test_the_overview_from_local_days_is_the_overview_from_utc_tiers(
         assert_same_overview(got, _overview_from_utc(rollups, boundaries, totals))
 
 
+def _days(tz: ZoneInfo, start: datetime = START) -> list[datetime]:
+    return bucket_starts(start, start + timedelta(days=30), 1440, tz)
+
+
 def test_only_day_buckets_in_a_listed_zone_read_local_days() -> None:
     kolkata = ZoneInfo("Asia/Kolkata")
-    assert day_tier(("Asia/Kolkata",), kolkata, 1440) == "d@Asia/Kolkata"
-    assert day_tier(("Asia/Kolkata",), kolkata, 60) is None
-    assert day_tier(("Asia/Kolkata",), ZoneInfo("America/New_York"), 1440) is None
-    assert day_tier((), kolkata, 1440) is None
+    new_york = ZoneInfo("America/New_York")
+    assert day_tier(("Asia/Kolkata",), kolkata, 1440, _days(kolkata)) == "d@Asia/Kolkata"
+    assert day_tier(("Asia/Kolkata",), kolkata, 60, _days(kolkata)) is None
+    assert day_tier(("Asia/Kolkata",), new_york, 1440, _days(new_york)) is None
+    assert day_tier((), kolkata, 1440, _days(kolkata)) is None
+
+
+def test_a_zone_with_the_same_days_as_a_listed_one_reads_its_local_days() -> None:
+    colombo, dhaka = ZoneInfo("Asia/Colombo"), ZoneInfo("Asia/Dhaka")
+    listed = ("America/New_York", "Asia/Kolkata")
+    assert day_tier(listed, colombo, 1440, _days(colombo)) == "d@Asia/Kolkata"
+    assert day_tier(listed, colombo, 60, _days(colombo)) is None
+    assert day_tier(listed, dhaka, 1440, _days(dhaka)) is None  # +06:00
+    # Toronto's days are New York's, across the end of DST (START is 3 days before).
+    toronto = ZoneInfo("America/Toronto")
+    assert day_tier(listed, toronto, 1440, _days(toronto)) == "d@America/New_York"
+    # Colombo was +06:00 until April 2006: those days are not Kolkata's.
+    then = datetime(2006, 3, 1, tzinfo=UTC)
+    assert day_tier(listed, colombo, 1440, _days(colombo, then)) is None
+    # Days of a zone whose offset differs only in part of the range are refused whole.
+    london = ZoneInfo("Europe/London")
+    lisbon = ZoneInfo("Europe/Lisbon")
+    assert day_tier(("Europe/London",), lisbon, 1440, _days(lisbon)) == "d@Europe/London"
+    assert day_tier(("Europe/London",), london, 1440, _days(london)) == "d@Europe/London"
+    assert day_tier(("Europe/Paris",), london, 1440, _days(london)) is None
 
 
 def test_a_local_day_counts_into_its_own_bucket_only() -> None:

@@ -100,6 +100,16 @@ async def test_local_days_answer_the_overview_once_they_hold_every_request(
         1 for d in logged[:900] if d["timestamp"] >= utc.boundaries[0]
     )
     assert read < from_utc, (read, from_utc)
+    # Colombo, not listed, has Kolkata's days: it reads them too.
+    colombo = ZoneInfo("Asia/Colombo")
+    reads.tiers = set()
+    twin = await StatsService(database, zones=(ZONE,)).overview(
+        NOW - timedelta(days=5), NOW, 1440, colombo
+    )
+    assert zone_day_tier(ZONE) in reads.tiers
+    assert_same_overview(
+        twin, await StatsService(database).overview(NOW - timedelta(days=5), NOW, 1440, colombo)
+    )
 
     # A recorder without the setting (an old pod in a rolling update) stores more:
     # the local days miss them, so the page is read from the UTC tiers, whole.
