@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from stats import shapes as shape
-from stats.cumulative import SignedPlan, Weights
+from stats.cumulative import Weights
 from stats.pipelines import STATUS_CLASSES
 from stats.rollups import COUNTERS, bson_ms
 from stats.tiling import ReadPlan
@@ -185,7 +185,7 @@ def fold_overview(
     )
 
 
-def fold_buckets(documents: Iterable[dict[str, Any]], plan: SignedPlan) -> list[dict[str, float]]:
+def fold_buckets(documents: Iterable[dict[str, Any]], plan: Weighed) -> list[dict[str, float]]:
     """Rollups read by `plan` summed into the intervals between its breakpoints
     (the display buckets of a series), keyed like `stats.shapes.empty_sums`."""
     sums = [[0] * _WIDTH for _ in plan.breakpoints[:-1]]

@@ -99,12 +99,40 @@ class StatsService:
         org: str | None,
     ) -> tuple[list[datetime], list[dict[str, float]]]:
         boundaries = bucket_starts(start, end, minutes, tz)
+        day = zone_days.day_tier(self._zones, tz, minutes, boundaries)
+        if day is not None:
+            buckets = await self._zone_series(day, boundaries, model, org)
+            if buckets is not None:
+                return boundaries, buckets
         # Each display bucket from the coarsest rollups that tile it, or as a
         # difference of cumulative sums where that reads less: a Kolkata day is
         # a UTC day document and a fringe, not quarters and 23 hours.
         plan = self._plan(boundaries, QUERY_DOCUMENTS)
         documents = await self._read(plan.reads, False, model, org)
         return boundaries, fold_buckets(documents, plan)
+
+    async def _zone_series(
+        self, day: str, boundaries: list[datetime], model: str | None, org: str | None
+    ) -> list[dict[str, float]] | None:
+        """A daily series in a zone of `STATS_ZONES` from its local-day rollups
+        (`stats.zone_days`); None when they miss requests the UTC tiers count over
+        the same days (their day documents and the fringes at the two ends)."""
+        span = self._plan([boundaries[0], boundaries[-1]], QUERY_DOCUMENTS)
+        days, counted = await asyncio.gather(
+            self._find(zone_days.day_filter(day, boundaries, by_model=False, model=model, org=org)),
+            self._read(span.reads, False, model, org),
+        )
+        buckets = fold_buckets(days, zone_days.ZoneDayPlan.of(day, boundaries))
+        shown = sum(bucket["requests"] for bucket in buckets)
+        if not zone_days.complete(shown, fold_buckets(counted, span)[0]["requests"]):
+            logger.info(
+                "%s rollups miss requests of %s..%s: read from UTC",
+                day,
+                boundaries[0],
+                boundaries[-1],
+            )
+            return None
+        return buckets
 
     async def overview(
         self, start: datetime, end: datetime, minutes: int, tz: ZoneInfo

@@ -33,6 +33,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from stats.cumulative import Weights
+from stats.pipelines import cuboid_for
 from stats.timebuckets import epoch, zone_day_tier
 
 DAY_MINUTES = 1440
@@ -67,10 +68,27 @@ def same_days(boundaries: Sequence[datetime], zone: ZoneInfo) -> bool:
     return all(b - a == timedelta(days=1) for a, b in pairwise(dates))
 
 
-def day_filter(tier: str, boundaries: Sequence[datetime]) -> dict[str, Any]:
-    """The per-model local-day documents of the display buckets (one range of the
-    `(tier, cuboid, t)` index)."""
-    return {"tier": tier, "cuboid": "m", "t": {"$gte": boundaries[0], "$lt": boundaries[-1]}}
+def day_filter(
+    tier: str,
+    boundaries: Sequence[datetime],
+    *,
+    by_model: bool = True,
+    model: str | None = None,
+    org: str | None = None,
+) -> dict[str, Any]:
+    """The local-day documents of the display buckets at the cuboid that answers
+    the filters (per model for the Overview): one range of the
+    `(tier, cuboid, …, t)` indexes."""
+    query: dict[str, Any] = {
+        "tier": tier,
+        "cuboid": cuboid_for(by_model=by_model, model=model, org=org),
+        "t": {"$gte": boundaries[0], "$lt": boundaries[-1]},
+    }
+    if model:
+        query["model"] = model
+    if org:
+        query["org"] = org
+    return query
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from stats.rollups import ROLLUPS
 from stats.service import StatsService
 from stats.timebuckets import zone_day_tier
 from storage.mongo import ensure_rollup_indexes
-from tests.stats.rollup_memory import assert_same_overview
+from tests.stats.rollup_memory import assert_same_overview, assert_same_rows
 
 ZONE = "Asia/Kolkata"
 TZ = ZoneInfo(ZONE)
@@ -81,6 +81,23 @@ async def _pages(db: AsyncDatabase[Any], reads: Reads) -> tuple[Overview, Overvi
     return zoned, utc, reads.documents, from_utc
 
 
+async def _daily(
+    db: AsyncDatabase[Any], reads: Reads, logged: list[dict[str, Any]]
+) -> tuple[bool, list[tuple[Any, Any]]]:
+    """`/api/stats/daily` in Kolkata with and without STATS_ZONES, unfiltered and
+    by one model and one organization: whether the zoned ones read local days,
+    and each pair of answers."""
+    start = NOW - timedelta(days=5)
+    pairs = []
+    reads.tiers = set()
+    for model, org in ((None, None), (logged[0]["model"], None), (None, "org-beta")):
+        zoned = await StatsService(db, zones=(ZONE,)).daily(start, NOW, TZ, model, org)
+        utc = await StatsService(db).daily(start, NOW, TZ, model, org)
+        assert sum(row["requests"] for row in utc["dailyStats"]) > 0
+        pairs.append((zoned, utc))
+    return zone_day_tier(ZONE) in reads.tiers, pairs
+
+
 async def test_local_days_answer_the_overview_once_they_hold_every_request(
     db: tuple[AsyncDatabase[Any], Reads], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -100,6 +117,13 @@ async def test_local_days_answer_the_overview_once_they_hold_every_request(
         1 for d in logged[:900] if d["timestamp"] >= utc.boundaries[0]
     )
     assert read < from_utc, (read, from_utc)
+    # So does the daily series of the stats API, filtered or not.
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="proxy.stats"):
+        local, pairs = await _daily(database, reads, logged)
+    assert local and FALLBACK not in caplog.text
+    for zoned_daily, utc_daily in pairs:
+        assert_same_rows(zoned_daily["dailyStats"], utc_daily["dailyStats"])
     # Colombo, not listed, has Kolkata's days: it reads them too.
     colombo = ZoneInfo("Asia/Colombo")
     reads.tiers = set()
@@ -120,6 +144,12 @@ async def test_local_days_answer_the_overview_once_they_hold_every_request(
         zoned, utc, _, _ = await _pages(database, reads)
     assert FALLBACK in caplog.text
     assert_same_overview(zoned, utc)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="proxy.stats"):
+        _, pairs = await _daily(database, reads, logged)
+    assert FALLBACK in caplog.text
+    for zoned_daily, utc_daily in pairs:
+        assert_same_rows(zoned_daily["dailyStats"], utc_daily["dailyStats"])
     assert sum(b["requests"] for b in zoned.total) == sum(
         1 for d in logged if d["timestamp"] >= utc.boundaries[0]
     )
