@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.dashboard_bench --sizes 10000,100000 --runs 20
     .venv/bin/python -m bench.dashboard_bench --quick          # 2,000 requests, a smoke run
     .venv/bin/python -m bench.dashboard_bench --load-only --sizes 1000000
+    .venv/bin/python -m bench.dashboard_bench --sizes 1000000 --pages overview
 
 Each size's database is the stats benchmark's log (`bench.stats_data`), made
 Claude Code traffic (`dashboard_documents`: sessions with subagents and
@@ -52,7 +53,7 @@ from recording.rebuild_rollups import rebuild_zones
 from recording.store import RecordStore
 from stats.derived_writer import BatchTag
 from stats.rollups import ROLLUPS
-from stats.timebuckets import zone_day_tier
+from stats.timebuckets import zone_tiers
 from storage.embedded import server_env
 from storage.mongo import REQUESTS, ensure_all_indexes
 
@@ -219,20 +220,22 @@ async def build_indexes(uri: str) -> float:
 
 
 async def ensure_zone_days(uri: str) -> float | None:
-    """The local-day rollups of ZONES, backfilled from the log when the database
-    was loaded without them (as `recording.rebuild_rollups --zones` would);
-    returns the seconds that took, None when they were there."""
+    """The local-day and local-hour rollups of ZONES, backfilled from the log
+    when the database was loaded without them (as `recording.rebuild_rollups
+    --zones` would); returns the seconds that took, None when they were there."""
     client = _client(uri)
     try:
         db = client[DATABASE]
-        if await db[ROLLUPS].find_one({"tier": zone_day_tier(ZONES[0])}, {"_id": 1}):
+        # A database loaded before the local hours (or days) were rolled up.
+        tiers = zone_tiers(ZONES[0])
+        if all([await db[ROLLUPS].find_one({"tier": t}, {"_id": 1}) for t in tiers]):
             return None
         started = time.perf_counter()
         # No batch marks: nothing replays the load's batches against these.
         read, written = await rebuild_zones(db, ZONES, marks={})
         seconds = time.perf_counter() - started
         print(
-            f"  local days of {', '.join(ZONES)}: {written:,} documents from {read:,} "
+            f"  local days and hours of {', '.join(ZONES)}: {written:,} documents from {read:,} "
             f"requests in {seconds:.0f} s",
             flush=True,
         )
@@ -283,7 +286,13 @@ async def _load_folder(folder: Path, count: int) -> Loaded:
 
 
 async def one_size(
-    count: int, runs: int, folder: Path, loaded: Loaded | None, *, load_only: bool
+    count: int,
+    runs: int,
+    folder: Path,
+    loaded: Loaded | None,
+    *,
+    load_only: bool,
+    only: str = "",
 ) -> dict[str, Any]:
     """Serves `folder`'s database (loading it first when `loaded` is None) and
     measures the pages on it."""
@@ -316,7 +325,7 @@ async def one_size(
         )
         url = f"http://127.0.0.1:{proxy_port}"
         await wait_ready(url + "/health", within=120)
-        timings = await measure(url, loaded, runs, [worker_pid(proxy.pid), db_proc.pid])
+        timings = await measure(url, loaded, runs, [worker_pid(proxy.pid), db_proc.pid], only)
         return {
             "count": count,
             "load_seconds": loaded.load_seconds,
@@ -362,6 +371,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="--sizes 2000 --runs 5")
     parser.add_argument("--reload", action="store_true", help="load the databases afresh")
     parser.add_argument("--load-only", action="store_true", help="load (or check), no pages")
+    parser.add_argument("--pages", default="", help="only the pages whose name holds this")
     parser.add_argument("--data", type=Path, default=DATA, help="where the databases are kept")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "dashboard.json")
     args = parser.parse_args()
@@ -374,7 +384,9 @@ def main() -> None:
         count = int(size)
         folder = args.data / str(count)
         loaded = _fresh(folder, args.reload)
-        result = asyncio.run(one_size(count, args.runs, folder, loaded, load_only=args.load_only))
+        result = asyncio.run(
+            one_size(count, args.runs, folder, loaded, load_only=args.load_only, only=args.pages)
+        )
         results.append(result)
         # Saved and shown after each size: the 1M load takes a while.
         args.out.write_text(json.dumps(results, indent=2))

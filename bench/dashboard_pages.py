@@ -112,6 +112,14 @@ def pages(loaded: Loaded) -> list[tuple[str, str, float | None]]:
             "/dashboard?range=7d&bucket=hour&tz=America/New_York",
             None,
         ),
+        # Hours in a half-hour zone: each hour a UTC hour and two quarters.
+        (
+            "overview 7 days hourly, Asia/Kolkata",
+            "/dashboard?range=7d&bucket=hour&tz=Asia/Kolkata",
+            None,
+        ),
+        # The widest preset (the log holds 30 days).
+        ("overview 90 days", "/dashboard?range=90d&tz=UTC", None),
         ("requests: first page", "/dashboard/requests", LIST_MS),
         ("requests: model filter", "/dashboard/requests?model=claude-opus-4-1-20250805", LIST_MS),
         ("requests: status=error", "/dashboard/requests?status=error", LIST_MS),
@@ -203,17 +211,17 @@ def older_link(page: bytes) -> str | None:
 
 
 async def measure(
-    base: str, loaded: Loaded, runs: int, pids: list[int] | None = None
+    base: str, loaded: Loaded, runs: int, pids: list[int] | None = None, only: str = ""
 ) -> dict[str, Timing]:
-    """Every page of `pages`, plus the list's next page and its incremental
-    thread load when the pages link to them. A page answering 404 (not built
-    yet) is left out."""
+    """Every page of `pages` (those whose name holds `only`), plus the list's
+    next page and its incremental thread load when the pages link to them. A
+    page answering 404 (not built yet) is left out."""
     results: dict[str, Timing] = {}
     auth = aiohttp.BasicAuth("bench", PASSWORD)
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(auth=auth, timeout=timeout) as http:
         for name, path, target in pages(loaded):
-            if path.startswith("#"):
+            if path.startswith("#") or only not in name:
                 continue
             timing, body = await _time(http, base, path, target, runs, pids or [])
             if timing.status == 404 and not path.startswith("/dashboard/requests/"):

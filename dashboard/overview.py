@@ -8,7 +8,7 @@ where they read less: stats/cumulative.py), folded into every model's series,
 totals and latency, and
 one of the per-organization rollups of the range for the newest rate-limit state
 (stats/overview_fold.py). The work is bounded by the range's limits
-(dashboard/timerange.py): at most 744 hourly or 367 daily buckets per model.
+(dashboard/timerange.py): at most 169 hourly or 367 daily buckets per model.
 """
 
 from __future__ import annotations

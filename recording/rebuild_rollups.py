@@ -2,7 +2,7 @@
 documents (upgrades and repair).
 
     .venv/bin/python -m recording.rebuild_rollups           # everything
-    .venv/bin/python -m recording.rebuild_rollups --zones   # only STATS_ZONES' local days
+    .venv/bin/python -m recording.rebuild_rollups --zones   # only STATS_ZONES' local days and hours
 
 Configured like the proxy (MONGODB_URI, MONGODB_DATABASE; without MONGODB_URI it
 starts the embedded database on DATA_DIR). Run it with the proxies and recorders
@@ -35,7 +35,7 @@ from conversations.queries import HAS_CONVERSATION
 from runtime.settings import Settings, SettingsError
 from stats.derived_writer import APPLIED, Upsert
 from stats.rollups import ROLLUPS, fold, fold_zones
-from stats.timebuckets import DAY, aware, zone_day_tier
+from stats.timebuckets import DAY, aware, zone_tiers
 from storage.embedded import start_embedded
 from storage.mongo import (
     CONVERSATIONS,
@@ -97,7 +97,7 @@ async def rebuild(
     db: AsyncDatabase[Any], batch: int = 5000, zones: Sequence[str] = ()
 ) -> tuple[int, int]:
     """Replace every rollup with one computed from the request documents (with
-    the local-day tiers of `zones`); returns (request documents read, rollup
+    the local-day and local-hour tiers of `zones`); returns (request documents read, rollup
     documents written)."""
     rollups = db[ROLLUPS]
     marks = await applied_marks(db)
@@ -121,7 +121,7 @@ async def rebuild_zones(
     window: timedelta = timedelta(hours=6),
     marks: dict[str, int] | None = None,
 ) -> tuple[int, int]:
-    """Replace the local-day rollups of `zones` (a zone newly listed in
+    """Replace the local-day and local-hour rollups of `zones` (a zone newly listed in
     STATS_ZONES) with ones computed from the request documents, the other tiers
     untouched; returns (request documents read, zone documents written). The log
     is read a time window at a time (each an index range on `timestamp`), from
@@ -129,7 +129,7 @@ async def rebuild_zones(
     `marks`: the batch marks to give them (default: `applied_marks`, a read of
     every derived document)."""
     rollups = db[ROLLUPS]
-    names = [zone_day_tier(z) for z in zones]
+    names = [tier for z in zones for tier in zone_tiers(z)]
     marks = await applied_marks(db) if marks is None else marks
     for name in names:
         # Found through the (tier, cuboid, t) index, deleted by id: the
@@ -197,7 +197,8 @@ async def _main(settings: Settings, zones_only: bool) -> None:
         if zones_only:
             read, written = await rebuild_zones(db, settings.stats_zones)
             print(
-                f"rebuilt {written} local-day rollups of {', '.join(settings.stats_zones)} "
+                f"rebuilt {written} local-day and local-hour rollups of "
+                f"{', '.join(settings.stats_zones)} "
                 f"from {read} requests in {time.monotonic() - started:.1f} s"
             )
             return
@@ -228,7 +229,7 @@ def main() -> None:
     if sys.argv[1:] not in ([], ["--zones"]):
         sys.exit("usage: python -m recording.rebuild_rollups [--zones]")
     if zones_only and not settings.stats_zones:
-        sys.exit("--zones rebuilds the local days of STATS_ZONES, which is not set")
+        sys.exit("--zones rebuilds the local days and hours of STATS_ZONES, which is not set")
     asyncio.run(_main(settings, zones_only))
 
 

@@ -106,7 +106,7 @@ class Settings:
     mongodb_database: str = "claude_proxy"
     data_dir: str = "./data"
     log_retention_days: int | None = None
-    # IANA zones whose local days get rollups of their own (stats.zone_days): a
+    # IANA zones whose local days and hours get rollups of their own (stats.zone_days): a
     # 30-day Overview in such a zone reads 30 documents per model, not a UTC day
     # and a fringe of hours and quarters for each local day.
     stats_zones: tuple[str, ...] = ()
@@ -201,7 +201,8 @@ def _bool(raw: str) -> bool:
     raise ValueError("must be true or false")
 
 
-# Each zone adds one rollup document per local day, cuboid, model and organization.
+# Each zone adds one rollup document per local day and one per local hour, cuboid,
+# model and organization.
 MAX_STATS_ZONES = 4
 
 

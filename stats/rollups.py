@@ -28,7 +28,18 @@ from zoneinfo import ZoneInfo
 
 from pymongo import UpdateOne
 
-from stats.timebuckets import TIERS, Tier, aware, epoch, local_midnight, tier_start, zone_day_tier
+from stats.timebuckets import (
+    TIERS,
+    Tier,
+    aware,
+    epoch,
+    local_hour,
+    local_midnight,
+    tier_start,
+    zone_day_tier,
+    zone_hour_tier,
+    zone_tiers,
+)
 
 ROLLUPS = "rollups"
 CUBOIDS: tuple[str, ...] = ("", "m", "o", "mo")
@@ -310,24 +321,28 @@ def fold(documents: Iterable[dict[str, Any]], zones: Sequence[str] = ()) -> list
     """The merged deltas of many request documents, one per rollup document they
     count into. Requests are merged at the finest grain first, so a batch costs
     one small dict per request plus one per rollup document touched. `zones`
-    (`STATS_ZONES`) add the local-day tier of each zone, every cuboid."""
+    (`STATS_ZONES`) add the local-day and local-hour tiers of each zone, every
+    cuboid."""
     finest: dict[str, Delta] = {}
     for document in documents:
         merge_into(finest, [_finest(document)])
     merged: dict[str, Delta] = {}
-    local = [(zone_day_tier(z), ZoneInfo(z)) for z in zones]
+    local = [(zone_day_tier(z), zone_hour_tier(z), ZoneInfo(z)) for z in zones]
     for delta in finest.values():
         merge_into(merged, [_coarsen(delta, tier, cuboid) for tier in TIERS for cuboid in CUBOIDS])
-        for name, tz in local:
-            start = local_midnight(aware(delta.key["t"]), tz)
-            merge_into(merged, [_bucket(delta, name, start, cuboid) for cuboid in CUBOIDS])
+        for day, hour, tz in local:
+            at = aware(delta.key["t"])
+            start, hour_start = local_midnight(at, tz), local_hour(at, tz)
+            merge_into(merged, [_bucket(delta, day, start, cuboid) for cuboid in CUBOIDS])
+            merge_into(merged, [_bucket(delta, hour, hour_start, cuboid) for cuboid in CUBOIDS])
     return list(merged.values())
 
 
 def fold_zones(documents: Iterable[dict[str, Any]], zones: Sequence[str]) -> list[Delta]:
-    """Only the local-day deltas of `zones` (a backfill of a newly listed zone)."""
-    days = {zone_day_tier(z) for z in zones}
-    return [d for d in fold(documents, zones) if d.key["tier"] in days]
+    """Only the local-day and local-hour deltas of `zones` (a backfill of a newly
+    listed zone)."""
+    local = {tier for z in zones for tier in zone_tiers(z)}
+    return [d for d in fold(documents, zones) if d.key["tier"] in local]
 
 
 def merge_into(pending: dict[str, Delta], deltas: Iterable[Delta]) -> None:

@@ -46,7 +46,7 @@ class StatsService:
     ) -> None:
         """`signed=False` reads every display bucket from its own rollups only
         (the plain tiling), never as a difference of cumulative sums. `zones`
-        (`STATS_ZONES`): zones whose local days have rollups of their own."""
+        (`STATS_ZONES`): zones whose local days and hours have rollups of their own."""
         self._rollups = db[ROLLUPS]
         self._signed = signed
         self._zones = tuple(zones)
@@ -99,9 +99,9 @@ class StatsService:
         org: str | None,
     ) -> tuple[list[datetime], list[dict[str, float]]]:
         boundaries = bucket_starts(start, end, minutes, tz)
-        day = zone_days.day_tier(self._zones, tz, minutes, boundaries)
-        if day is not None:
-            buckets = await self._zone_series(day, boundaries, model, org)
+        local = zone_days.local_tier(self._zones, tz, minutes, boundaries)
+        if local is not None:
+            buckets = await self._zone_series(local, boundaries, model, org)
             if buckets is not None:
                 return boundaries, buckets
         # Each display bucket from the coarsest rollups that tile it, or as a
@@ -114,7 +114,7 @@ class StatsService:
     async def _zone_series(
         self, day: str, boundaries: list[datetime], model: str | None, org: str | None
     ) -> list[dict[str, float]] | None:
-        """A daily series in a zone of `STATS_ZONES` from its local-day rollups
+        """A daily (hourly) series in a zone of `STATS_ZONES` from its local rollups
         (`stats.zone_days`); None when they miss requests the UTC tiers count over
         the same days (their day documents and the fringes at the two ends)."""
         span = self._plan([boundaries[0], boundaries[-1]], QUERY_DOCUMENTS)
@@ -149,9 +149,9 @@ class StatsService:
         # tiled at the coarsest tiers (UTC days inside).
         limits = ReadPlan.of(totals)
         snapshots: list[dict[str, Any]] | None = None
-        day = zone_days.day_tier(self._zones, tz, minutes, boundaries)
-        if day is not None:
-            view, snapshots = await self._zone_overview(day, boundaries, totals, limits)
+        local = zone_days.local_tier(self._zones, tz, minutes, boundaries)
+        if local is not None:
+            view, snapshots = await self._zone_overview(local, boundaries, totals, limits)
             if view is not None:
                 return view
         plan = self._plan(sorted({*boundaries, *totals}), PER_MODEL_QUERY_COST)
@@ -170,7 +170,7 @@ class StatsService:
         totals: tuple[datetime, datetime],
         limits: ReadPlan,
     ) -> tuple[Overview | None, list[dict[str, Any]]]:
-        """The Overview's series from the local-day rollups (`stats.zone_days`),
+        """The Overview's series from the local-day (-hour) rollups (`stats.zone_days`),
         its totals and latency from the UTC tiers; None when the local days miss
         requests the UTC tiers count over them. The snapshots either way."""
         edges = zone_days.utc_breakpoints(boundaries, totals)

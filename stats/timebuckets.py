@@ -151,9 +151,27 @@ def local_midnight(instant: datetime, tz: ZoneInfo) -> datetime:
     return _local_instant(day, 0, tz)
 
 
+def local_hour(instant: datetime, tz: ZoneInfo) -> datetime:
+    """The start of the local hour `instant` falls in, in UTC (an hour that
+    repeats when clocks go back is two hours, as on a wall clock)."""
+    local = instant.astimezone(tz).replace(minute=0, second=0, microsecond=0)
+    return datetime.fromtimestamp(epoch(local.astimezone(UTC)), UTC)
+
+
 def zone_day_tier(zone: str) -> str:
     """The rollup tier of local days in `zone` (an IANA name, `STATS_ZONES`)."""
     return f"d@{zone}"
+
+
+def zone_hour_tier(zone: str) -> str:
+    """The rollup tier of local hours in `zone`: its hours are UTC hours shifted
+    by the zone's minutes (a +05:30 hour is two UTC quarters and two halves)."""
+    return f"h@{zone}"
+
+
+def zone_tiers(zone: str) -> tuple[str, str]:
+    """The local-day and local-hour tiers of a zone of `STATS_ZONES`."""
+    return zone_day_tier(zone), zone_hour_tier(zone)
 
 
 @dataclass(frozen=True, slots=True)

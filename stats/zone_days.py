@@ -1,14 +1,16 @@
-"""Day charts in a zone of `STATS_ZONES` from its local-day rollups (pure).
+"""Day and hour charts in a zone of `STATS_ZONES` from its local rollups (pure).
 
 With `STATS_ZONES=Asia/Kolkata` the recorder also rolls every request up into
-the local day it fell in (tier `d@Asia/Kolkata`, `stats.rollups.fold`). An
-Overview by day in that zone then reads one document per day and model, where
-the UTC tiers need a UTC day and a fringe of hours and quarters per local day
-(`stats.cumulative`): ~90 documents in one range read for 30 days of three
-models, against ~750 in ~65.
+the local day and the local hour it fell in (tiers `d@Asia/Kolkata` and
+`h@Asia/Kolkata`, `stats.rollups.fold`). An Overview by day in that zone then
+reads one document per day and model, where the UTC tiers need a UTC day and a
+fringe of hours and quarters per local day (`stats.cumulative`): ~90 documents
+in one range read for 30 days of three models, against ~880 in 68. By hour, a
++05:30 hour is a UTC hour and two quarters; its local-hour documents, one each.
 
-A display bucket by day is a whole local day (`timebuckets.bucket_starts`), so
-its local-day documents are its series as they stand. The totals and latency
+A display bucket by day (hour) is a whole local day (hour)
+(`timebuckets.bucket_starts`), so its local documents are its series as they
+stand. The totals and latency
 are the range's (`now - 30 days` starts inside the first day), read from the UTC
 tiers as for any range: their day documents and the fringes at the two ends.
 
@@ -34,25 +36,34 @@ from zoneinfo import ZoneInfo
 
 from stats.cumulative import Weights
 from stats.pipelines import cuboid_for
-from stats.timebuckets import epoch, zone_day_tier
+from stats.timebuckets import epoch, zone_day_tier, zone_hour_tier
 
 DAY_MINUTES = 1440
+HOUR_MINUTES = 60
 
 
-def day_tier(
+def local_tier(
     zones: Sequence[str], tz: ZoneInfo, minutes: int, boundaries: Sequence[datetime]
 ) -> str | None:
-    """The local-day tier that answers buckets of `minutes` in `tz`, if any: the
-    zone's own, or that of a listed zone whose days are the same over the display
-    buckets (Asia/Colombo's are Asia/Kolkata's: both +05:30 since 2006), so a
-    team need not list every name its browsers report."""
-    if minutes != DAY_MINUTES:
+    """The local-day or local-hour tier that answers buckets of `minutes` in
+    `tz`, if any: the zone's own, or that of a listed zone whose days (hours)
+    are the same over the display buckets (Asia/Colombo's are Asia/Kolkata's:
+    both +05:30 since 2006), so a team need not list every name its browsers
+    report. Hours that are UTC hours are read from the UTC tiers directly."""
+    if minutes == DAY_MINUTES:
+        if tz.key in zones:
+            return zone_day_tier(tz.key)
+        for zone in zones:
+            if same_days(boundaries, ZoneInfo(zone)):
+                return zone_day_tier(zone)
+        return None
+    if minutes != HOUR_MINUTES or all(epoch(b) % 3600 == 0 for b in boundaries):
         return None
     if tz.key in zones:
-        return zone_day_tier(tz.key)
+        return zone_hour_tier(tz.key)
     for zone in zones:
-        if same_days(boundaries, ZoneInfo(zone)):
-            return zone_day_tier(zone)
+        if same_hours(boundaries, tz, ZoneInfo(zone)):
+            return zone_hour_tier(zone)
     return None
 
 
@@ -66,6 +77,14 @@ def same_days(boundaries: Sequence[datetime], zone: ZoneInfo) -> bool:
             return False
         dates.append(local.date())
     return all(b - a == timedelta(days=1) for a, b in pairwise(dates))
+
+
+def same_hours(boundaries: Sequence[datetime], tz: ZoneInfo, zone: ZoneInfo) -> bool:
+    """Whether the display buckets `boundaries` (consecutive local hours of `tz`)
+    are local hours of `zone` too: the two zones' offsets agree at every
+    boundary and every bucket's middle (no transition of one alone inside)."""
+    instants = [*boundaries, *(a + (b - a) / 2 for a, b in pairwise(boundaries))]
+    return all(i.astimezone(zone).utcoffset() == i.astimezone(tz).utcoffset() for i in instants)
 
 
 def day_filter(

@@ -58,6 +58,8 @@ def test_offsets_and_epoch_milliseconds() -> None:
         ({"from": "2026-12-06T12:00Z", "to": "2026-12-06T11:00Z"}, "to"),
         ({"from": "2020-01-01", "to": "2026-01-01"}, "from/to"),
         ({"range": "90d", "bucket": "hour"}, "bucket"),
+        # 720 hourly buckets: a page's work stays bounded (MAX_HOURLY_SPAN).
+        ({"range": "30d", "bucket": "hour"}, "bucket"),
         ({"bucket": "week"}, "bucket"),
         ({"from": "9999-12-31", "to": "9999-12-31"}, "to"),
     ],

@@ -18,8 +18,15 @@ from stats.overview_fold import Overview, fold_overview
 from stats.rollups import UNKNOWN_MODEL
 from stats.service import PER_MODEL_QUERY_COST
 from stats.tiling import ReadPlan
-from stats.timebuckets import MINUTE, bucket_starts, ceil_to, floor_to, zone_day_tier
-from stats.zone_days import ZoneDayPlan, day_filter, day_tier, utc_breakpoints
+from stats.timebuckets import (
+    MINUTE,
+    bucket_starts,
+    ceil_to,
+    floor_to,
+    zone_day_tier,
+    zone_hour_tier,
+)
+from stats.zone_days import ZoneDayPlan, day_filter, local_tier, utc_breakpoints
 from tests.stats.rollup_memory import assert_same_overview, find, rollup_documents
 
 ZONES = (
@@ -65,6 +72,25 @@ def test_a_local_day_document_counts_the_requests_of_that_local_day(
     assert len({d["t"] for d in days}) >= 4  # the span's local days, a 25-hour one in DST zones
 
 
+@pytest.mark.parametrize("tz", ZONES)
+def test_a_local_hour_document_counts_the_requests_of_that_local_hour(
+    requests: list[dict[str, Any]], rollups: list[dict[str, Any]], tz: str
+) -> None:
+    zone = ZoneInfo(tz)
+    want: Counter[tuple[datetime, str]] = Counter()
+    for r in requests:
+        local = r["timestamp"].astimezone(zone)
+        # The wall-clock hour, its fold kept: the hour that repeats is two hours.
+        hour = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+        want[(hour, r["model"] or UNKNOWN_MODEL)] += 1
+    hours = [d for d in rollups if d["tier"] == zone_hour_tier(tz) and d["cuboid"] == "m"]
+    assert {(d["t"], d["model"]): d["requests"] for d in hours} == dict(want)
+    offset = START.astimezone(zone).utcoffset()
+    assert offset is not None
+    if offset.seconds % 3600:  # hours that are not UTC hours
+        assert all(d["t"].minute for d in hours)
+
+
 def _overview_from_utc(
     rollups: list[dict[str, Any]], boundaries: list[datetime], totals: tuple[datetime, datetime]
 ) -> Overview:
@@ -95,22 +121,27 @@ def _snapshots(
     return out
 
 
+@pytest.mark.parametrize("minutes", [1440, 60])
 @pytest.mark.parametrize("tz", ZONES)
 def test_the_overview_from_local_days_is_the_overview_from_utc_tiers(
-    rollups: list[dict[str, Any]], tz: str
+    rollups: list[dict[str, Any]], tz: str, minutes: int
 ) -> None:
-    """As `StatsService._zone_overview` folds it: series from the local days,
-    totals and latency from the UTC tiers over the range's edges."""
+    """As `StatsService._zone_overview` folds it: series from the local days (or
+    hours), totals and latency from the UTC tiers over the range's edges."""
     zone = ZoneInfo(tz)
-    tier = zone_day_tier(tz)
-    rng = random.Random(f"zone days {tz}")
+    tier = zone_day_tier(tz) if minutes == 1440 else zone_hour_tier(tz)
+    rng = random.Random(f"zone days {tz} {minutes}")
     for attempt in range(12):
         start = START + timedelta(minutes=rng.randrange(-300, 2 * 1440))
         if attempt < 2:  # the range starts at a local midnight
             start = bucket_starts(start, start + timedelta(hours=1), 1440, zone)[0]
         end = start + timedelta(minutes=rng.randrange(60, 3 * 1440))
-        boundaries = bucket_starts(start, end, 1440, zone)
-        assert day_tier(ZONES, zone, 1440, boundaries) == tier
+        boundaries = bucket_starts(start, end, minutes, zone)
+        if minutes == 60 and all(b.minute == 0 for b in boundaries):
+            # Local hours that are UTC hours are read from the UTC tiers.
+            assert local_tier(ZONES, zone, minutes, boundaries) is None
+        else:
+            assert local_tier(ZONES, zone, minutes, boundaries) == tier
         totals = (floor_to(start, MINUTE), ceil_to(end, MINUTE))
         plan = SignedPlan.of(utc_breakpoints(boundaries, totals), PER_MODEL_QUERY_COST)
         snapshots = _snapshots(rollups, totals)
@@ -136,30 +167,54 @@ def _days(tz: ZoneInfo, start: datetime = START) -> list[datetime]:
 def test_only_day_buckets_in_a_listed_zone_read_local_days() -> None:
     kolkata = ZoneInfo("Asia/Kolkata")
     new_york = ZoneInfo("America/New_York")
-    assert day_tier(("Asia/Kolkata",), kolkata, 1440, _days(kolkata)) == "d@Asia/Kolkata"
-    assert day_tier(("Asia/Kolkata",), kolkata, 60, _days(kolkata)) is None
-    assert day_tier(("Asia/Kolkata",), new_york, 1440, _days(new_york)) is None
-    assert day_tier((), kolkata, 1440, _days(kolkata)) is None
+    assert local_tier(("Asia/Kolkata",), kolkata, 1440, _days(kolkata)) == "d@Asia/Kolkata"
+    assert local_tier(("Asia/Kolkata",), kolkata, 30, _days(kolkata)) is None
+    assert local_tier(("Asia/Kolkata",), new_york, 1440, _days(new_york)) is None
+    assert local_tier((), kolkata, 1440, _days(kolkata)) is None
+
+
+def _hours(tz: ZoneInfo, start: datetime = START) -> list[datetime]:
+    return bucket_starts(start, start + timedelta(days=7), 60, tz)
+
+
+def test_hour_buckets_read_local_hours_only_where_they_are_not_utc_hours() -> None:
+    kolkata, colombo = ZoneInfo("Asia/Kolkata"), ZoneInfo("Asia/Colombo")
+    new_york = ZoneInfo("America/New_York")
+    listed = ("America/New_York", "Asia/Kolkata")
+    assert local_tier(listed, kolkata, 60, _hours(kolkata)) == "h@Asia/Kolkata"
+    assert local_tier(listed, colombo, 60, _hours(colombo)) == "h@Asia/Kolkata"
+    assert local_tier(listed, new_york, 60, _hours(new_york)) is None  # UTC hours
+    kathmandu, st_johns = ZoneInfo("Asia/Kathmandu"), ZoneInfo("America/St_Johns")
+    assert local_tier(listed, kathmandu, 60, _hours(kathmandu)) is None  # +05:45
+    assert local_tier(listed, st_johns, 60, _hours(st_johns)) is None
+    assert local_tier((*listed, "America/St_Johns"), st_johns, 60, _hours(st_johns)) == (
+        "h@America/St_Johns"
+    )
+    # Colombo's +06:00 hours of 2006 are not Kolkata's.
+    then = datetime(2006, 3, 1, tzinfo=UTC)
+    assert local_tier(listed, colombo, 60, _hours(colombo, then)) is None
+    # Other bucket widths are read from the UTC tiers.
+    quarters = bucket_starts(START, START + timedelta(days=1), 30, kolkata)
+    assert local_tier(listed, kolkata, 30, quarters) is None
 
 
 def test_a_zone_with_the_same_days_as_a_listed_one_reads_its_local_days() -> None:
     colombo, dhaka = ZoneInfo("Asia/Colombo"), ZoneInfo("Asia/Dhaka")
     listed = ("America/New_York", "Asia/Kolkata")
-    assert day_tier(listed, colombo, 1440, _days(colombo)) == "d@Asia/Kolkata"
-    assert day_tier(listed, colombo, 60, _days(colombo)) is None
-    assert day_tier(listed, dhaka, 1440, _days(dhaka)) is None  # +06:00
+    assert local_tier(listed, colombo, 1440, _days(colombo)) == "d@Asia/Kolkata"
+    assert local_tier(listed, dhaka, 1440, _days(dhaka)) is None  # +06:00
     # Toronto's days are New York's, across the end of DST (START is 3 days before).
     toronto = ZoneInfo("America/Toronto")
-    assert day_tier(listed, toronto, 1440, _days(toronto)) == "d@America/New_York"
+    assert local_tier(listed, toronto, 1440, _days(toronto)) == "d@America/New_York"
     # Colombo was +06:00 until April 2006: those days are not Kolkata's.
     then = datetime(2006, 3, 1, tzinfo=UTC)
-    assert day_tier(listed, colombo, 1440, _days(colombo, then)) is None
+    assert local_tier(listed, colombo, 1440, _days(colombo, then)) is None
     # Days of a zone whose offset differs only in part of the range are refused whole.
     london = ZoneInfo("Europe/London")
     lisbon = ZoneInfo("Europe/Lisbon")
-    assert day_tier(("Europe/London",), lisbon, 1440, _days(lisbon)) == "d@Europe/London"
-    assert day_tier(("Europe/London",), london, 1440, _days(london)) == "d@Europe/London"
-    assert day_tier(("Europe/Paris",), london, 1440, _days(london)) is None
+    assert local_tier(("Europe/London",), lisbon, 1440, _days(lisbon)) == "d@Europe/London"
+    assert local_tier(("Europe/London",), london, 1440, _days(london)) == "d@Europe/London"
+    assert local_tier(("Europe/Paris",), london, 1440, _days(london)) is None
 
 
 def test_a_local_day_counts_into_its_own_bucket_only() -> None:

@@ -26,7 +26,7 @@ from stats.derived_writer import BatchTag
 from stats.overview_fold import Overview
 from stats.rollups import ROLLUPS
 from stats.service import StatsService
-from stats.timebuckets import zone_day_tier
+from stats.timebuckets import zone_day_tier, zone_hour_tier
 from storage.mongo import ensure_rollup_indexes
 from tests.stats.rollup_memory import assert_same_overview, assert_same_rows
 
@@ -117,6 +117,16 @@ async def test_local_days_answer_the_overview_once_they_hold_every_request(
         1 for d in logged[:900] if d["timestamp"] >= utc.boundaries[0]
     )
     assert read < from_utc, (read, from_utc)
+    # By hour too, from the local-hour documents (a +05:30 hour is no UTC hour).
+    reads.tiers = set()
+    hourly = await StatsService(database, zones=(ZONE,)).overview(
+        NOW - timedelta(days=3), NOW, 60, TZ
+    )
+    assert zone_hour_tier(ZONE) in reads.tiers
+    assert_same_overview(
+        hourly, await StatsService(database).overview(NOW - timedelta(days=3), NOW, 60, TZ)
+    )
+    assert sum(b["requests"] for b in hourly.total) > 0
     # So does the daily series of the stats API, filtered or not.
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="proxy.stats"):
@@ -144,6 +154,15 @@ async def test_local_days_answer_the_overview_once_they_hold_every_request(
         zoned, utc, _, _ = await _pages(database, reads)
     assert FALLBACK in caplog.text
     assert_same_overview(zoned, utc)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="proxy.stats"):
+        hourly = await StatsService(database, zones=(ZONE,)).overview(
+            NOW - timedelta(days=3), NOW, 60, TZ
+        )
+    assert FALLBACK in caplog.text
+    assert_same_overview(
+        hourly, await StatsService(database).overview(NOW - timedelta(days=3), NOW, 60, TZ)
+    )
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="proxy.stats"):
         _, pairs = await _daily(database, reads, logged)
