@@ -226,8 +226,7 @@ async def ensure_zone_days(uri: str) -> float | None:
     client = _client(uri)
     try:
         db = client[DATABASE]
-        # A database loaded before the local hours (or days) were rolled up.
-        tiers = zone_tiers(ZONES[0])
+        tiers = zone_tiers(ZONES[0])  # a database loaded before local hours lacks theirs
         if all([await db[ROLLUPS].find_one({"tier": t}, {"_id": 1}) for t in tiers]):
             return None
         started = time.perf_counter()

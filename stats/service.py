@@ -112,22 +112,24 @@ class StatsService:
         return boundaries, fold_buckets(documents, plan)
 
     async def _zone_series(
-        self, day: str, boundaries: list[datetime], model: str | None, org: str | None
+        self, local: str, boundaries: list[datetime], model: str | None, org: str | None
     ) -> list[dict[str, float]] | None:
         """A daily (hourly) series in a zone of `STATS_ZONES` from its local rollups
         (`stats.zone_days`); None when they miss requests the UTC tiers count over
-        the same days (their day documents and the fringes at the two ends)."""
+        the same span (their day documents and the fringes at the two ends)."""
         span = self._plan([boundaries[0], boundaries[-1]], QUERY_DOCUMENTS)
         days, counted = await asyncio.gather(
-            self._find(zone_days.day_filter(day, boundaries, by_model=False, model=model, org=org)),
+            self._find(
+                zone_days.day_filter(local, boundaries, by_model=False, model=model, org=org)
+            ),
             self._read(span.reads, False, model, org),
         )
-        buckets = fold_buckets(days, zone_days.ZoneDayPlan.of(day, boundaries))
+        buckets = fold_buckets(days, zone_days.ZoneDayPlan.of(local, boundaries))
         shown = sum(bucket["requests"] for bucket in buckets)
         if not zone_days.complete(shown, fold_buckets(counted, span)[0]["requests"]):
             logger.info(
                 "%s rollups miss requests of %s..%s: read from UTC",
-                day,
+                local,
                 boundaries[0],
                 boundaries[-1],
             )

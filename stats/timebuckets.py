@@ -165,7 +165,8 @@ def zone_day_tier(zone: str) -> str:
 
 def zone_hour_tier(zone: str) -> str:
     """The rollup tier of local hours in `zone`: its hours are UTC hours shifted
-    by the zone's minutes (a +05:30 hour is two UTC quarters and two halves)."""
+    by the zone's minutes (a +05:30 hour is the second half of one UTC hour and
+    the first half of the next)."""
     return f"h@{zone}"
 
 

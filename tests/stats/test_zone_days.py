@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -53,22 +54,37 @@ def rollups(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rollup_documents(requests, ZONES)
 
 
+def _counted(
+    requests: list[dict[str, Any]],
+    rollups: list[dict[str, Any]],
+    tier: str,
+    bucket: Callable[[datetime], datetime],
+) -> list[dict[str, Any]]:
+    """The per-model documents of `tier`, checked to hold the requests and tokens
+    of each (local bucket start, model) counted from the requests themselves."""
+    want: Counter[tuple[datetime, str]] = Counter()
+    tokens: Counter[tuple[datetime, str]] = Counter()
+    for r in requests:
+        key = (bucket(r["timestamp"]), r["model"] or UNKNOWN_MODEL)
+        want[key] += 1
+        tokens[key] += r["tokens"] or 0
+    documents = [d for d in rollups if d["tier"] == tier and d["cuboid"] == "m"]
+    assert {(d["t"], d["model"]): d["requests"] for d in documents} == dict(want)
+    assert {(d["t"], d["model"]): d.get("tokens", 0) for d in documents} == dict(tokens)
+    return documents
+
+
 @pytest.mark.parametrize("tz", ZONES)
 def test_a_local_day_document_counts_the_requests_of_that_local_day(
     requests: list[dict[str, Any]], rollups: list[dict[str, Any]], tz: str
 ) -> None:
     zone = ZoneInfo(tz)
-    want: Counter[tuple[datetime, str]] = Counter()
-    tokens: Counter[tuple[datetime, str]] = Counter()
-    for r in requests:
-        local = r["timestamp"].astimezone(zone)
-        midnight = datetime(local.year, local.month, local.day, tzinfo=zone).astimezone(UTC)
-        key = (midnight, r["model"] or UNKNOWN_MODEL)
-        want[key] += 1
-        tokens[key] += r["tokens"] or 0
-    days = [d for d in rollups if d["tier"] == zone_day_tier(tz) and d["cuboid"] == "m"]
-    assert {(d["t"], d["model"]): d["requests"] for d in days} == dict(want)
-    assert {(d["t"], d["model"]): d.get("tokens", 0) for d in days} == dict(tokens)
+
+    def midnight(at: datetime) -> datetime:
+        local = at.astimezone(zone)
+        return datetime(local.year, local.month, local.day, tzinfo=zone).astimezone(UTC)
+
+    days = _counted(requests, rollups, zone_day_tier(tz), midnight)
     assert len({d["t"] for d in days}) >= 4  # the span's local days, a 25-hour one in DST zones
 
 
@@ -77,14 +93,12 @@ def test_a_local_hour_document_counts_the_requests_of_that_local_hour(
     requests: list[dict[str, Any]], rollups: list[dict[str, Any]], tz: str
 ) -> None:
     zone = ZoneInfo(tz)
-    want: Counter[tuple[datetime, str]] = Counter()
-    for r in requests:
-        local = r["timestamp"].astimezone(zone)
+
+    def hour(at: datetime) -> datetime:
         # The wall-clock hour, its fold kept: the hour that repeats is two hours.
-        hour = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
-        want[(hour, r["model"] or UNKNOWN_MODEL)] += 1
-    hours = [d for d in rollups if d["tier"] == zone_hour_tier(tz) and d["cuboid"] == "m"]
-    assert {(d["t"], d["model"]): d["requests"] for d in hours} == dict(want)
+        return at.astimezone(zone).replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+
+    hours = _counted(requests, rollups, zone_hour_tier(tz), hour)
     offset = START.astimezone(zone).utcoffset()
     assert offset is not None
     if offset.seconds % 3600:  # hours that are not UTC hours

@@ -98,6 +98,19 @@ async def _daily(
     return zone_day_tier(ZONE) in reads.tiers, pairs
 
 
+async def _both_ways(
+    db: AsyncDatabase[Any], reads: Reads, days: int, minutes: int, tz: ZoneInfo
+) -> tuple[Overview, set[str]]:
+    """The Overview with STATS_ZONES, checked equal to the one without; and the
+    tiers the first read."""
+    start = NOW - timedelta(days=days)
+    reads.tiers = set()
+    zoned = await StatsService(db, zones=(ZONE,)).overview(start, NOW, minutes, tz)
+    tiers = reads.tiers
+    assert_same_overview(zoned, await StatsService(db).overview(start, NOW, minutes, tz))
+    return zoned, tiers
+
+
 async def test_local_days_answer_the_overview_once_they_hold_every_request(
     db: tuple[AsyncDatabase[Any], Reads], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -118,14 +131,8 @@ async def test_local_days_answer_the_overview_once_they_hold_every_request(
     )
     assert read < from_utc, (read, from_utc)
     # By hour too, from the local-hour documents (a +05:30 hour is no UTC hour).
-    reads.tiers = set()
-    hourly = await StatsService(database, zones=(ZONE,)).overview(
-        NOW - timedelta(days=3), NOW, 60, TZ
-    )
-    assert zone_hour_tier(ZONE) in reads.tiers
-    assert_same_overview(
-        hourly, await StatsService(database).overview(NOW - timedelta(days=3), NOW, 60, TZ)
-    )
+    hourly, tiers = await _both_ways(database, reads, 3, 60, TZ)
+    assert zone_hour_tier(ZONE) in tiers
     assert sum(b["requests"] for b in hourly.total) > 0
     # So does the daily series of the stats API, filtered or not.
     caplog.clear()
@@ -135,15 +142,8 @@ async def test_local_days_answer_the_overview_once_they_hold_every_request(
     for zoned_daily, utc_daily in pairs:
         assert_same_rows(zoned_daily["dailyStats"], utc_daily["dailyStats"])
     # Colombo, not listed, has Kolkata's days: it reads them too.
-    colombo = ZoneInfo("Asia/Colombo")
-    reads.tiers = set()
-    twin = await StatsService(database, zones=(ZONE,)).overview(
-        NOW - timedelta(days=5), NOW, 1440, colombo
-    )
-    assert zone_day_tier(ZONE) in reads.tiers
-    assert_same_overview(
-        twin, await StatsService(database).overview(NOW - timedelta(days=5), NOW, 1440, colombo)
-    )
+    _, tiers = await _both_ways(database, reads, 5, 1440, ZoneInfo("Asia/Colombo"))
+    assert zone_day_tier(ZONE) in tiers
 
     # A recorder without the setting (an old pod in a rolling update) stores more:
     # the local days miss them, so the page is read from the UTC tiers, whole.
@@ -156,13 +156,8 @@ async def test_local_days_answer_the_overview_once_they_hold_every_request(
     assert_same_overview(zoned, utc)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="proxy.stats"):
-        hourly = await StatsService(database, zones=(ZONE,)).overview(
-            NOW - timedelta(days=3), NOW, 60, TZ
-        )
+        await _both_ways(database, reads, 3, 60, TZ)
     assert FALLBACK in caplog.text
-    assert_same_overview(
-        hourly, await StatsService(database).overview(NOW - timedelta(days=3), NOW, 60, TZ)
-    )
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="proxy.stats"):
         _, pairs = await _daily(database, reads, logged)
