@@ -286,11 +286,18 @@ async def test_an_error_in_the_stream_ends_it_with_an_error_event(
 ) -> None:
     resp, sse = await post(http, routed, body("fake:error-mid:5", stream=True))
     assert resp.status == 200  # the stream had started: its status stands
+    assert _ended_with_error(sse)["type"] == "api_error"
+
+
+def _ended_with_error(sse: bytes) -> dict[str, Any]:
+    """The error of a stream that started and ended with an `error` event, never
+    a `message_stop`."""
     names = event_names(sse)
     assert names[0] == "message_start" and names[-1] == "error"
     assert "message_stop" not in names
     last = sse.decode().strip().splitlines()[-1]
-    assert json.loads(last[len("data: ") :])["error"]["type"] == "api_error"
+    error: dict[str, Any] = json.loads(last[len("data: ") :])["error"]
+    return error
 
 
 async def test_a_cut_stream_ends_with_an_error_event(
@@ -307,11 +314,7 @@ async def test_a_backend_silent_mid_stream_ends_it_with_a_timeout_error_event(
     # Two chunks, then 7 s of silence: past UPSTREAM_READ_IDLE_TIMEOUT (5 s here).
     resp, sse = await post(http, routed, body("fake:stall:2:7", stream=True))
     assert resp.status == 200  # the stream had started: its status stands
-    names = event_names(sse)
-    assert names[0] == "message_start" and names[-1] == "error"
-    assert "message_stop" not in names
-    last = sse.decode().strip().splitlines()[-1]
-    assert "UPSTREAM_READ_IDLE_TIMEOUT" in json.loads(last[len("data: ") :])["error"]["message"]
+    assert "UPSTREAM_READ_IDLE_TIMEOUT" in _ended_with_error(sse)["message"]
 
 
 async def test_translated_events_are_flushed_as_the_backend_sends_them(
