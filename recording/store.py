@@ -56,7 +56,7 @@ class RecordStore:
     def __init__(
         self, db: AsyncDatabase[Any], quarantine: Quarantine, zones: Sequence[str] = ()
     ) -> None:
-        """`zones`: `STATS_ZONES`, whose local days are rolled up too."""
+        """`zones`: `STATS_ZONES`, whose local days and hours are rolled up too."""
         self._db = db
         self._requests = db[REQUESTS]
         self._rollups = rollup_writer(db[ROLLUPS], zones)

@@ -13,5 +13,5 @@ from stats.rollups import Delta, fold, merge_into
 
 
 def rollup_writer(rollups: AsyncCollection[Any], zones: Sequence[str] = ()) -> DerivedWriter[Delta]:
-    """`zones`: the `STATS_ZONES` whose local days are rolled up too."""
+    """`zones`: the `STATS_ZONES` whose local days and hours are rolled up too."""
     return DerivedWriter(rollups, partial(fold, zones=tuple(zones)), merge_into, "rollup")

@@ -30,6 +30,7 @@ from stats.timebuckets import (
     epoch,
     floor_to,
 )
+from tests.stats.odd_zones import ODD_ZONES, SPAN, START
 from tests.stats.rollup_memory import (
     assert_same_overview,
     assert_same_rows,
@@ -37,18 +38,7 @@ from tests.stats.rollup_memory import (
     rollup_documents,
 )
 
-ZONES = (
-    "UTC",
-    "Asia/Kolkata",
-    "Asia/Kathmandu",
-    "America/St_Johns",
-    "America/New_York",
-    "Australia/Lord_Howe",
-)
-# Four days across the end of DST in New York and St. John's (2026-11-01) and
-# Lord Howe's half-hour shift (2026-10-04 is its start; 2026-04-05 its end).
-START = datetime(2026, 10, 29, 21, 7, tzinfo=UTC)
-SPAN = timedelta(days=4, hours=2)
+ZONES = ("UTC", *ODD_ZONES)
 TIERS_BY_NAME = {t.name: t for t in (MINUTE, HOUR, DAY)}
 
 

@@ -28,18 +28,10 @@ from stats.timebuckets import (
     zone_hour_tier,
 )
 from stats.zone_days import ZoneDayPlan, day_filter, local_tier, utc_breakpoints
+from tests.stats.odd_zones import ODD_ZONES, SPAN, START
 from tests.stats.rollup_memory import assert_same_overview, find, rollup_documents
 
-ZONES = (
-    "Asia/Kolkata",
-    "Asia/Kathmandu",
-    "America/St_Johns",
-    "America/New_York",
-    "Australia/Lord_Howe",
-)
-# Across the end of DST in New York and St. John's (2026-11-01): a 25-hour day.
-START = datetime(2026, 10, 29, 21, 7, tzinfo=UTC)
-SPAN = timedelta(days=4, hours=2)
+ZONES = ODD_ZONES
 
 
 @pytest.fixture(scope="module")
